@@ -1,0 +1,18 @@
+# Two commands are all a fresh machine needs: `make repro` (the benchmark on the embedded
+# default) and `make test`. Both install into ./.venv first (scripts/install.sh, once).
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: install repro test
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt scripts/install.sh
+	bash scripts/install.sh
+	touch $@
+
+repro: install
+	dvc repro
+
+test: install
+	$(PY) -m pytest

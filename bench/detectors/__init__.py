@@ -1,0 +1,1 @@
+"""Face detectors: each returns boxes, scores and the five ArcFace landmarks."""

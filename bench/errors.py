@@ -1,0 +1,33 @@
+"""Named exceptions. Stages turn them into failure rows or "n/a: ..." cells, never tracebacks."""
+
+
+class BenchError(Exception):
+    """Base of every error this harness raises on purpose."""
+
+
+class ImageLoadError(BenchError):
+    """A photo could not be read as an image (corrupt, truncated, empty, too large, ...)."""
+
+
+class WeightsNotFound(BenchError, FileNotFoundError):
+    """A model's weights file is missing; the message says where it was looked for."""
+
+    def __init__(self, model: str, candidates):
+        self.model = model
+        self.candidates = [str(c) for c in candidates]
+        super().__init__(f"weights not found at {' or '.join(self.candidates) or '(no path configured)'}")
+
+
+class DatasetNotFound(BenchError, FileNotFoundError):
+    """A dataset's folder is missing; the message says how to add it."""
+
+
+class FaceTooSmall(BenchError, ValueError):
+    """A detected face is too small to align reliably."""
+
+
+class UnknownComponent(BenchError, KeyError):
+    """A registry was asked for a name that no config in conf/<group>/ defines."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0])
