@@ -18,6 +18,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from bench import resultsio
+from bench.boxes import greedy_match
 from bench.errors import BenchError, DatasetNotFound
 from bench.images import load_photo
 from bench.registry import DETECTORS
@@ -41,29 +42,9 @@ def read_boxes(groups_dir: Path) -> dict[Path, np.ndarray]:
     return boxes
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of boxes a (N, 4) and b (M, 4)."""
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter + 1e-9)
-
-
 def matched(truth: np.ndarray, found: np.ndarray, iou: float) -> int:
     """Number of hand-made boxes matched one-to-one (greedy by IoU) with IoU >= iou."""
-    if len(truth) == 0 or len(found) == 0:
-        return 0
-    overlap = iou_matrix(truth, found)
-    hits = 0
-    while overlap.size and overlap.max() >= iou:
-        i, j = np.unravel_index(overlap.argmax(), overlap.shape)
-        hits += 1
-        overlap[i, :] = -1
-        overlap[:, j] = -1
-    return hits
+    return len(greedy_match(truth, found, iou))
 
 
 def evaluate_detector(name: str, truth: dict[Path, np.ndarray], iou: float) -> dict:

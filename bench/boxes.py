@@ -1,0 +1,30 @@
+"""Box geometry shared by detection recall and re-detection after anonymization."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of boxes a (N, 4) and b (M, 4), as x1, y1, x2, y2."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)
+
+
+def greedy_match(a: np.ndarray, b: np.ndarray, min_iou: float) -> list[tuple[int, int]]:
+    """One-to-one pairs (i, j), highest IoU first, each with IoU >= min_iou."""
+    overlap = iou_matrix(a, b)
+    pairs = []
+    while overlap.size and overlap.max() >= min_iou:
+        i, j = np.unravel_index(overlap.argmax(), overlap.shape)
+        pairs.append((int(i), int(j)))
+        overlap[i, :] = -1
+        overlap[:, j] = -1
+    return sorted(pairs)

@@ -1,0 +1,101 @@
+"""Face records shared by every stage that lists faces (a dataset's, a pool's, the
+anonymized photos'): the faces.parquet schema, aligned crops, content hashes, the
+per-photo detection cache. One schema, so embed_faces works on any of them."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from bench import resultsio
+from bench.align import align_face
+from bench.detectors.base import Detection
+
+FACE_COLUMNS = [
+    "photo", "face_id", "face_index", "detector", "x1", "y1", "x2", "y2", "score",
+    "landmarks", "face_size", "aligned", "crop", "crop_sha256",
+]
+
+
+def face_row(photo: str, face_id: str, index: int, detector: str, det: Detection) -> dict:
+    x1, y1, x2, y2 = (round(float(v), 2) for v in det.box)
+    return {
+        "photo": photo, "face_id": face_id, "face_index": index, "detector": detector,
+        "x1": x1, "y1": y1, "x2": x2, "y2": y2, "score": round(float(det.score), 5),
+        "landmarks": [round(float(v), 2) for v in det.landmarks.reshape(-1)],
+        "face_size": round(det.size, 2), "aligned": False, "crop": "", "crop_sha256": "",
+    }
+
+
+def write_crop(rgb: np.ndarray, det: Detection, face_id: str, opts: DictConfig, crops_dir: Path) -> tuple[str, str]:
+    """Aligns one face, writes its PNG; raises ValueError (a failure row) if it can't."""
+    if det.size < float(opts.min_face_size):
+        raise ValueError(f"face too small to align: {det.size:.0f} px < faces.min_face_size={opts.min_face_size}")
+    crop = align_face(rgb, det.landmarks, size=int(opts.crop_size))
+    resultsio.write_png(crop, crops_dir / f"{face_id}.png")
+    return f"crops/{face_id}.png", content_hash(crop)
+
+
+def content_hash(pixels: np.ndarray) -> str:
+    """sha256 of an image's pixels and shape: the key of every per-face cache downstream."""
+    h = hashlib.sha256(repr(pixels.shape).encode())
+    h.update(np.ascontiguousarray(pixels).tobytes())
+    return h.hexdigest()
+
+
+def failure(photo: str, face_id: str, stage: str, reason: str) -> dict:
+    return {"photo": photo, "face_id": face_id, "stage": stage, "reason": reason}
+
+
+def slug(photo: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", photo)
+
+
+def remove_stale_crops(crops_dir: Path, keep: set[str]) -> None:
+    if crops_dir.is_dir():
+        for path in crops_dir.glob("*.png"):
+            if path.name not in keep:
+                path.unlink()
+
+
+def detector_key(node: DictConfig, name: str) -> str:
+    """Cache folder name: the detector's name plus a hash of its settings."""
+    settings = json.dumps(OmegaConf.to_container(node, resolve=True), sort_keys=True)
+    return f"{name}-{hashlib.sha256(settings.encode()).hexdigest()[:12]}"
+
+
+def weights_manifest(component) -> list[dict]:
+    return [
+        {"path": str(p), "sha256": resultsio.sha256_file(p) if p.is_file() else "absent"}
+        for p in component.weights()
+    ]
+
+
+class DetectionCache:
+    """One npz per photo content hash: boxes, scores, landmarks. Never pickle."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def get(self, sha: str) -> list[Detection] | None:
+        path = self.folder / f"{sha}.npz"
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return [Detection(box=b, score=float(s), landmarks=l)
+                        for b, s, l in zip(data["boxes"], data["scores"], data["landmarks"])]
+        except (OSError, ValueError, KeyError):  # a damaged cache entry is recomputed
+            return None
+
+    def put(self, sha: str, detections: list[Detection]) -> None:
+        resultsio.write_npz(
+            self.folder / f"{sha}.npz",
+            boxes=np.array([d.box for d in detections], dtype=np.float32).reshape(-1, 4),
+            scores=np.array([d.score for d in detections], dtype=np.float32),
+            landmarks=np.array([d.landmarks for d in detections], dtype=np.float32).reshape(-1, 5, 2),
+        )
