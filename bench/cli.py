@@ -21,6 +21,19 @@ COMMANDS = {
     "faces": ("bench.stages.faces", "detect, align and list every face of a dataset (faces.parquet, failures.csv, crops/)"),
     "recall": ("bench.benchmarks.detection_recall", "detection recall and time per photo of every detector on dlib's hand-made boxes"),
     "config": (None, "print the composed configuration"),
+    "weights": ("bench.weights", "weights status | provision | check: every recognizer's and detector's weights, offline provisioning"),
+    "embed": ("bench.stages.embed", "embed every aligned face once per recognizer (embeddings/<recognizer>.parquet)"),
+    "calibrate": ("bench.recognizers.calibration", "fit stand-in recognizers' thresholds on the identities set (conf/calibration/)"),
+    "baseline": ("bench.stages.baseline", "genuine baseline: every recognizer on identity-labelled photos (tables/baseline.csv, ROC)"),
+    "tables": ("bench.stages.tables", "Tables 1-3: fraction of source/target and source/result pairs verified, per recognizer"),
+    "pool": ("bench.stages.pool", "generate a generated pool's faces (pool=dcgan: gan-face-generate's DCGAN, seeded)"),
+    "manifold": ("bench.stages.manifold", "a pool's faces, landmarks and features in every query space (results/pools/<pool>/)"),
+    "query": ("bench.stages.query", "one target pool face per source face (targets/<pool>/<metric>-<query>.parquet)"),
+    "anonymize": ("bench.stages.anonymize", "swap every face of every photo for one cell (cells/<pool>/<generator>/<metric>-<query>/)"),
+    "evaluate": ("bench.stages.evaluate", "embed a cell's source, target and result faces and verify each pair (outcomes.parquet)"),
+    "quality": ("bench.stages.quality", "Fig. 4: PSNR, SSIM, RMSE, FID, embedding distance and utility per generator"),
+    "figures": ("bench.stages.figures", "Figs. 3-7: examples per strategy, generator grids, pool distributions, query spaces"),
+    "run": ("bench.pipeline", "the whole chain for one cell: faces, pool, manifold, query, anonymize, evaluate, tables, quality"),
 }
 
 
@@ -41,12 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     from bench.config import load_config  # after argparse, so --help stays fast
 
     try:
-        cfg = load_config(args.overrides)
         module_name, _ = COMMANDS[args.command]
-        if module_name is None:
+        module = importlib.import_module(module_name) if module_name else None
+        entry, overrides = split_verb(args.command, module, args.overrides)
+        cfg = load_config(overrides)
+        if module is None:
             print(OmegaConf.to_yaml(cfg, resolve=True))
             return 0
-        importlib.import_module(module_name).run(cfg)
+        getattr(module, entry)(cfg)
     except BenchError as err:
         log.error("%s: %s", args.command, err)
         return 2
@@ -55,6 +70,17 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s: bad configuration: %s%s", args.command, err, cause)
         return 2
     return 0
+
+
+def split_verb(command: str, module, overrides: list[str]) -> tuple[str, list[str]]:
+    """(entry function, overrides). A module with VERBS = {verb: function name} takes its verb
+    as the first word, e.g. `python -m bench weights status paths.deepface_home=/x`."""
+    verbs = getattr(module, "VERBS", None)
+    if not verbs:
+        return "run", list(overrides)
+    if not overrides or overrides[0] not in verbs:
+        raise BenchError(f"`{command}` needs one of: {', '.join(verbs)} (e.g. `python -m bench {command} {next(iter(verbs))}`)")
+    return verbs[overrides[0]], list(overrides[1:])
 
 
 def setup_logging(verbose: bool) -> None:

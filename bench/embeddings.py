@@ -1,0 +1,60 @@
+"""The embeddings file format, shared by the embed stage (writer) and every reader.
+
+<results_dir>/<dataset>/embeddings/<recognizer>.parquet holds one row per face of
+faces.parquet, in its order: face_id (str), status ("ok" or "n/a: <reason>") and
+embedding (list<float32>, empty unless status is "ok").
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from bench import resultsio
+
+OK = "ok"
+COLUMNS = ["face_id", "status", "embedding"]
+SCHEMA = pa.schema([("face_id", pa.string()), ("status", pa.string()), ("embedding", pa.list_(pa.float32()))])
+
+
+def na(reason: str) -> str:
+    """The status of a face without an embedding: "n/a: <reason>" (idempotent)."""
+    reason = str(reason)
+    return reason if reason.startswith("n/a") else f"n/a: {reason}"
+
+
+def write_embeddings(table: pd.DataFrame, path: Path) -> Path:
+    """Writes an embeddings table atomically with the fixed schema (list<float32>)."""
+    embeddings = [np.asarray(e, dtype=np.float32).reshape(-1) for e in table["embedding"]]
+    arrow = pa.Table.from_pydict({
+        "face_id": [str(f) for f in table["face_id"]],
+        "status": [str(s) for s in table["status"]],
+        "embedding": embeddings,
+    }, schema=SCHEMA)
+    with resultsio.atomic_path(path) as tmp:
+        pq.write_table(arrow, tmp)
+    return Path(path)
+
+
+def load_embeddings(path) -> tuple[list[str], np.ndarray, pd.Series]:
+    """Reads one recognizer's embeddings file.
+
+    Returns:
+        face_ids: the ids of the faces whose status is "ok", in file order.
+        matrix: (len(face_ids), D) float32, row i is face_ids[i]'s embedding
+            ((0, 0) when no face has one).
+        status: every face's status ("ok" or "n/a: <reason>"), indexed by face_id, in file order.
+    """
+    table = pq.read_table(path).to_pandas()
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path} is not an embeddings file: it lacks {', '.join(missing)}")
+    status = pd.Series(table.status.astype(str).to_numpy(), index=table.face_id.astype(str).to_numpy(), name="status")
+    ok = (table.status == OK).to_numpy()
+    face_ids = table.face_id[ok].astype(str).tolist()
+    rows = [np.asarray(e, dtype=np.float32) for e in table.embedding[ok]]
+    matrix = np.stack(rows) if rows else np.zeros((0, 0), np.float32)
+    return face_ids, matrix, status

@@ -1,0 +1,1 @@
+"""Identity generators (face swappers) and the classic obfuscations, one file each."""

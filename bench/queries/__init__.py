@@ -1,0 +1,1 @@
+"""Query strategies (conf/query/): which pool face becomes the target; see base.py."""

@@ -1,0 +1,142 @@
+"""The query-strategy protocol (conf/query/): which pool face becomes a source face's target.
+
+A strategy sees one source face's distances to the whole pool (bench.spaces.base: larger =
+less alike, in every space) and picks one pool face:
+
+    closest / furthest          the smallest / largest distance (ties: the first pool face
+                                in face_id order)
+    random_furthest             Eq. 1: the candidates are the pool faces whose distance
+                                exceeds max − std (population std over the eligible pool);
+                                one is drawn uniformly with the seeded generator. With
+                                std = 0 (one face, or all equal) the candidates are those at
+                                the maximum.
+    *_ag                        the same, within the pool faces of the source's estimated
+                                gender and an estimated age within ±band years. With no such
+                                face the band doubles until max_band; past it, and for a
+                                source without an age/gender estimate, NoCandidate (a failure
+                                row). max and std of Eq. 1 are taken over that restricted pool.
+
+Pool faces without the space's feature (distance NaN) are never eligible. The random draw
+uses `rng_for(seed, source_face)`: each face's draw depends only on the seed and its own id,
+so adding photos to a dataset does not change the other faces' targets.
+"""
+from __future__ import annotations
+
+import abc
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.errors import BenchError
+
+GENDERS = ("female", "male")  # codes 0 and 1 in the feature arrays; -1 = no estimate
+
+
+class NoCandidate(BenchError):
+    """No pool face qualifies for this source face; the message says why (a failure row)."""
+
+
+@dataclass(frozen=True)
+class AgeGender:
+    """One face's estimate: age in years, gender code (0 female, 1 male)."""
+
+    age: float
+    gender: int
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The chosen target: `index` into the pool arrays, `distance` to it; `n_eligible` pool
+    faces were considered, `n_candidates` of them could have been chosen (Eq. 1's set, or the
+    faces tied at the extreme); `age_band` is the band used (NaN without the constraint)."""
+
+    index: int
+    distance: float
+    n_eligible: int
+    n_candidates: int
+    age_band: float = float("nan")
+
+
+def rng_for(seed: int, source_face: str) -> np.random.Generator:
+    """The generator for one source face's draw: depends on the seed and the face id only."""
+    key = int.from_bytes(hashlib.sha256(source_face.encode("utf-8")).digest()[:8], "little")
+    return np.random.default_rng([int(seed), key])
+
+
+def age_gender_mask(source: AgeGender, pool_age: np.ndarray, pool_gender: np.ndarray,
+                    band: float) -> np.ndarray:
+    """Pool faces of the source's gender with |age − source age| <= band."""
+    pool_age = np.asarray(pool_age, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return (np.asarray(pool_gender) == source.gender) & (np.abs(pool_age - source.age) <= band)
+
+
+class Query(abc.ABC):
+    """Attributes:
+        name: the config stem (conf/query/<name>.yaml); the `strategy` column of result files.
+        same_age_gender: restrict the pool to the source's estimated gender and age band.
+        band, max_band: the age band in years, and how far it may widen (doubling).
+    """
+
+    name: str = "query"
+
+    def __init__(self, same_age_gender: bool = False, band: float = 10.0, max_band: float | None = None):
+        self.same_age_gender = bool(same_age_gender)
+        self.band = float(band)
+        self.max_band = float(max_band) if max_band is not None else self.band
+        if self.band < 0 or self.max_band < self.band:
+            raise ValueError(f"age band must satisfy 0 <= band <= max_band, got {self.band}, {self.max_band}")
+
+    @property
+    def random(self) -> bool:
+        """Whether the pick draws from the seeded generator."""
+        return False
+
+    def select(self, distances: np.ndarray, rng: np.random.Generator, source: AgeGender | None = None,
+               pool_age: np.ndarray | None = None, pool_gender: np.ndarray | None = None) -> Selection:
+        """Picks one pool face for one source face.
+
+        Args:
+            distances: (N,) distances of this source face to every pool face (NaN: the pool
+                face lacks the feature).
+            rng: this face's generator (rng_for).
+            source, pool_age, pool_gender: the estimates; required when same_age_gender.
+
+        Raises:
+            NoCandidate: no pool face qualifies (the message says why).
+        """
+        distances = np.asarray(distances, dtype=np.float64)
+        eligible = ~np.isnan(distances)
+        if not eligible.any():
+            raise NoCandidate("no pool face has this space's feature")
+        band = float("nan")
+        if self.same_age_gender:
+            eligible, band = self._restrict(eligible, source, pool_age, pool_gender)
+        index_map = np.flatnonzero(eligible)
+        local, n_candidates = self._pick(distances[index_map], rng)
+        index = int(index_map[local])
+        return Selection(index=index, distance=float(distances[index]), n_eligible=len(index_map),
+                         n_candidates=int(n_candidates), age_band=band)
+
+    def _restrict(self, eligible: np.ndarray, source: AgeGender | None, pool_age, pool_gender) -> tuple[np.ndarray, float]:
+        if source is None or not np.isfinite(source.age) or source.gender not in (0, 1):
+            raise NoCandidate("no age/gender estimate for the source face")
+        if pool_age is None or pool_gender is None:
+            raise NoCandidate("the pool has no age/gender estimates")
+        same_gender = eligible & (np.asarray(pool_gender) == source.gender)
+        if not same_gender.any():
+            raise NoCandidate(f"no pool face of estimated gender {GENDERS[source.gender]}")
+        band = self.band
+        while True:
+            mask = eligible & age_gender_mask(source, pool_age, pool_gender, band)
+            if mask.any():
+                return mask, band
+            if band >= self.max_band:
+                raise NoCandidate(f"no {GENDERS[source.gender]} pool face within ±{band:g} years of "
+                                  f"estimated age {source.age:g} (age_gender.max_band={self.max_band:g})")
+            band = min(max(band * 2, 1.0), self.max_band)
+
+    @abc.abstractmethod
+    def _pick(self, distances: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
+        """(index into `distances`, number of candidates) over the eligible pool (no NaN)."""

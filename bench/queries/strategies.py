@@ -1,0 +1,49 @@
+"""The paper's query strategies (MFMC §3.2, Eq. 1); see base.py for the exact rules."""
+from __future__ import annotations
+
+import numpy as np
+
+from bench.queries.base import Query
+
+
+class Closest(Query):
+    """The most similar pool face (smallest distance)."""
+
+    def _pick(self, distances: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
+        best = distances.min()
+        return int(np.argmin(distances)), int((distances == best).sum())
+
+
+class Furthest(Query):
+    """The least similar pool face (largest distance)."""
+
+    def _pick(self, distances: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
+        worst = distances.max()
+        return int(np.argmax(distances)), int((distances == worst).sum())
+
+
+def eq1_candidates(distances: np.ndarray) -> np.ndarray:
+    """Eq. 1: the indices whose distance exceeds max − std (population std).
+
+    -inf distances (PSNR of identical crops) take part in the max but not in the std;
+    with std = 0 the candidates are the faces at the maximum.
+    """
+    distances = np.asarray(distances, dtype=np.float64)
+    top = distances.max()
+    finite = distances[np.isfinite(distances)]
+    spread = float(finite.std()) if len(finite) else 0.0
+    if spread > 0:
+        return np.flatnonzero(distances > top - spread)
+    return np.flatnonzero(distances == top)
+
+
+class RandomFurthest(Query):
+    """Eq. 1: one pool face drawn uniformly among those with distance > max − std."""
+
+    @property
+    def random(self) -> bool:
+        return True
+
+    def _pick(self, distances: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
+        candidates = eq1_candidates(distances)
+        return int(candidates[rng.integers(len(candidates))]), len(candidates)

@@ -1,0 +1,49 @@
+"""Face recognizers: aligned crop in, embedding out, with per-metric verification thresholds.
+
+`build_recognizer(name, cfg)` is the one way stages get a recognizer: it composes
+conf/recognizer/<name>.yaml against the run's config (so `paths.*` overrides apply) plus
+any `recognizer_overrides.<name>.*` from the command line, e.g.
+`python -m bench embed +recognizer_overrides.dlib.thresholds.cosine=0.06`.
+"""
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+
+from bench.config import CONF_DIR
+
+
+def selected_recognizers(cfg: DictConfig) -> list[str]:
+    """The recognizers a run uses: config `recognizers`, else every conf/recognizer/*.yaml."""
+    from bench.registry import RECOGNIZERS
+
+    names = cfg.get("recognizers")
+    return [str(n) for n in names] if names else RECOGNIZERS.names()
+
+
+def recognizer_config(name: str, cfg: DictConfig) -> dict:
+    """conf/recognizer/<name>.yaml resolved against `cfg`, with cfg.recognizer_overrides[name]."""
+    overrides = (cfg.get("recognizer_overrides") or {}).get(name)
+    return component_config("recognizer", name, cfg, overrides)
+
+
+def component_config(group: str, name: str, cfg: DictConfig, overrides=None) -> dict:
+    """conf/<group>/<name>.yaml with its interpolations (${paths.*}, ...) resolved against
+    `cfg` rather than a fresh composition, so that the run's overrides apply to it."""
+    from bench.registry import REGISTRIES
+
+    registry = REGISTRIES[group]
+    if name not in registry.names():
+        registry.config(name)  # raises UnknownComponent listing the known names
+    node = OmegaConf.load(CONF_DIR / group / f"{name}.yaml")
+    if overrides:
+        node = OmegaConf.merge(node, overrides)
+    root = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    root["_component"] = node
+    return OmegaConf.to_container(root["_component"], resolve=True)
+
+
+def build_recognizer(name: str, cfg: DictConfig):
+    """The Recognizer `name`, configured for this run; loads no weights (see prepare())."""
+    from bench.registry import RECOGNIZERS
+
+    return RECOGNIZERS.build(OmegaConf.create(recognizer_config(name, cfg)), name=name)

@@ -1,0 +1,1 @@
+"""Query spaces (conf/metric/): what "distance between two faces" means; see base.py."""

@@ -1,0 +1,183 @@
+"""Stage `query`: one target pool face for every source face of a dataset.
+
+Reads:  <results_dir>/<dataset>/faces.parquet and crops/      (faces stage)
+        <results_dir>/pools/<pool.name>/faces.parquet, manifold.parquet, manifold.npz
+                                                               (manifold stage)
+        the dataset's photos (age/gender), the query recognizer, InceptionV3 (source features)
+Writes: <results_dir>/<dataset>/targets/<pool>/<metric>-<query>.parquet   one row per source
+            face with a target: source_face, photo, target (pool face_id), target_image (path
+            of the pool image), target_landmarks (10 floats, target image pixels),
+            target_box (x1, y1, x2, y2), distance (bench.spaces.base: larger = less alike),
+            space, strategy, pool, seed, n_candidates, n_eligible, age_band, source_age,
+            source_gender, target_age, target_gender
+        <results_dir>/<dataset>/targets/<pool>/<metric>-<query>.failures.csv   every source
+            face without a target (not aligned, no feature, no age/gender, no pool face in
+            the band) with the reason
+        <results_dir>/<dataset>/targets/<pool>/<metric>-<query>.provenance.json
+
+Source faces go through the same feature pipeline as pool faces (bench.spaces.features),
+cached per face, so only the first query of a dataset pays for the models. Distances are
+computed for all sources against the whole pool at once (bench.spaces); the pick follows
+bench.queries.base (Eq. 1 draws from a per-face generator seeded by `seed` and the face id).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+
+from bench import resultsio
+from bench.cells import Cell
+from bench.errors import BenchError
+from bench.facetable import failure
+from bench.pools.base import PoolOutputs, build_pool, pool_outputs
+from bench.provenance import record
+from bench.queries.base import GENDERS, AgeGender, NoCandidate, Query, rng_for
+from bench.registry import QUERIES, SPACES
+from bench.spaces.base import Space
+from bench.spaces.features import Features, compute_features
+
+log = logging.getLogger(__name__)
+
+TARGET_COLUMNS = [
+    "source_face", "photo", "target", "target_image", "target_landmarks", "target_box", "distance",
+    "space", "strategy", "pool", "seed", "n_candidates", "n_eligible", "age_band",
+    "source_age", "source_gender", "target_age", "target_gender",
+]
+
+
+def targets_path(cfg: DictConfig) -> Path:
+    """<results_dir>/<dataset>/targets/<pool>/<metric>-<query>.parquet (bench.cells)."""
+    return Cell.from_config(cfg).targets
+
+
+def sidecar(path: Path, suffix: str) -> Path:
+    """<metric>-<query>.parquet -> <metric>-<query><suffix>."""
+    return path.with_name(path.name[: -len(".parquet")] + suffix)
+
+
+def run(cfg: DictConfig) -> Path:
+    """Picks a target for every source face; returns the targets table's path."""
+    started = time.perf_counter()
+    space: Space = SPACES.build(cfg.metric, name=cfg.choices.metric)
+    query: Query = QUERIES.build(cfg.query, name=cfg.choices.query)
+    pool = build_pool(cfg)
+    pool_faces, pool_feats = load_manifold(pool_outputs(cfg), space, cfg)
+    dataset_dir = Path(cfg.results_dir) / str(cfg.dataset.name)
+    faces = read_faces(dataset_dir / "faces.parquet")
+
+    kinds = [space.feature] + (["agegender"] if query.same_age_gender else [])
+    sources = compute_features(faces, dataset_dir, Path(str(cfg.dataset.path)), kinds, cfg)
+    distances = all_distances(space, sources, pool_feats, pool_faces.aligned.to_numpy(bool))
+    features_s = time.perf_counter() - started
+
+    rows, failures = pick_targets(cfg, space, query, faces, sources, distances, pool_faces, pool_feats, pool.path)
+    out = targets_path(cfg)
+    resultsio.write_parquet(pd.DataFrame(rows, columns=TARGET_COLUMNS), out)
+    resultsio.write_failures(failures, sidecar(out, ".failures.csv"))
+    elapsed = time.perf_counter() - started
+    resultsio.write_json(record(
+        cfg, "query",
+        space=space.describe(), strategy=query.name, pool=pool.name,
+        inputs={"faces": _manifest(dataset_dir / "faces.parquet"),
+                "pool_manifold": _manifest(pool_outputs(cfg).arrays)},
+        counts={"source_faces": len(faces), "targets": len(rows), "failures": len(failures),
+                "pool_faces_with_feature": int(np.isfinite(distances).any(axis=0).sum()) if len(faces) else 0},
+        seconds={**{f"features_{k}": v for k, v in sources.seconds.items()},
+                 "features_and_distances": round(features_s, 1), "total": round(elapsed, 1)},
+    ), sidecar(out, ".provenance.json"))
+    log.info("%s x %s, %s/%s: %d of %d source faces got a target (%d failure rows), %.1f s -> %s",
+             cfg.dataset.name, pool.name, space.name, query.name, len(rows), len(faces), len(failures), elapsed, out)
+    return out
+
+
+def read_faces(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise BenchError(f"{path} not found: run `python -m bench faces` for this dataset first")
+    return pd.read_parquet(path)
+
+
+def load_manifold(out: PoolOutputs, space: Space, cfg: DictConfig) -> tuple[pd.DataFrame, Features]:
+    """The pool's faces table and features, checked to belong together and to this config."""
+    hint = f"run `python -m bench manifold pool={cfg.choices.pool}` first"
+    if not out.faces.is_file() or not out.arrays.is_file():
+        raise BenchError(f"pool {cfg.pool.name}: {out.arrays} not found: {hint}")
+    faces = pd.read_parquet(out.faces)
+    feats = Features.load(out.arrays)
+    if list(faces.face_id.astype(str)) != list(feats.face_id.astype(str)):
+        raise BenchError(f"pool {cfg.pool.name}: {out.faces} and {out.arrays} disagree: {hint}")
+    if space.feature == "embedding":
+        used = feats.info.get("recognizer")
+        wanted = str(cfg.query_recognizer)
+        if getattr(space, "recognizer", wanted) != wanted:
+            raise BenchError(f"metric.recognizer={space.recognizer} but query_recognizer={wanted}: set query_recognizer")
+        if used != wanted:
+            raise BenchError(f"pool {cfg.pool.name}'s embeddings are {used}'s, not {wanted}'s: "
+                             f"run `python -m bench manifold pool={cfg.choices.pool} query_recognizer={wanted}`")
+    return faces, feats
+
+
+def all_distances(space: Space, sources: Features, pool: Features, pool_aligned: np.ndarray) -> np.ndarray:
+    """(sources, pool) distances; NaN where either face lacks the space's feature."""
+    kind = space.feature
+    src_ok = sources.ok(kind)
+    pool_ok = pool.ok(kind) & pool_aligned
+    out = np.full((len(sources), len(pool)), np.nan, np.float64)
+    if src_ok.any() and pool_ok.any():
+        block = space.distances(sources.matrix(kind)[src_ok], pool.matrix(kind)[pool_ok])
+        out[np.ix_(np.flatnonzero(src_ok), np.flatnonzero(pool_ok))] = block
+    return out
+
+
+def pick_targets(cfg, space: Space, query: Query, faces: pd.DataFrame, sources: Features, distances: np.ndarray,
+                 pool_faces: pd.DataFrame, pool_feats: Features, pool_root: Path) -> tuple[list[dict], list[dict]]:
+    rows, failures = [], []
+    seed = int(cfg.seed)
+    pool_age = pool_feats.arrays.get("age")
+    pool_gender = pool_feats.arrays.get("gender")
+    for i, face in enumerate(faces.itertuples(index=False)):
+        status = str(sources.status[space.feature][i])
+        if status != "ok":
+            failures.append(failure(face.photo, face.face_id, "query", f"no {space.feature} feature: {status}"))
+            continue
+        source = None
+        if query.same_age_gender:
+            if str(sources.status["agegender"][i]) != "ok":
+                failures.append(failure(face.photo, face.face_id, "query",
+                                        f"no age/gender estimate: {sources.status['agegender'][i]}"))
+                continue
+            source = AgeGender(float(sources.arrays["age"][i]), int(sources.arrays["gender"][i]))
+        try:
+            sel = query.select(distances[i], rng_for(seed, str(face.face_id)), source, pool_age, pool_gender)
+        except NoCandidate as err:
+            failures.append(failure(face.photo, face.face_id, "query", str(err)))
+            continue
+        rows.append(target_row(cfg, space, query, face, sel, source, pool_faces.iloc[sel.index], pool_feats, pool_root))
+    return rows, failures
+
+
+def target_row(cfg, space: Space, query: Query, face, sel, source: AgeGender | None, target, pool_feats: Features,
+               pool_root: Path) -> dict:
+    age = pool_feats.arrays.get("age")
+    gender = pool_feats.arrays.get("gender")
+    return {
+        "source_face": str(face.face_id), "photo": str(face.photo),
+        "target": str(target.face_id), "target_image": str(pool_root / str(target.photo)),
+        "target_landmarks": [float(v) for v in target.landmarks],
+        "target_box": [float(target.x1), float(target.y1), float(target.x2), float(target.y2)],
+        "distance": sel.distance, "space": space.name, "strategy": query.name, "pool": str(cfg.pool.name),
+        "seed": int(cfg.seed), "n_candidates": sel.n_candidates, "n_eligible": sel.n_eligible,
+        "age_band": sel.age_band,
+        "source_age": source.age if source else float("nan"),
+        "source_gender": GENDERS[source.gender] if source else "",
+        "target_age": float(age[sel.index]) if age is not None else float("nan"),
+        "target_gender": GENDERS[int(gender[sel.index])] if gender is not None and gender[sel.index] >= 0 else "",
+    }
+
+
+def _manifest(path: Path) -> dict:
+    return {"path": str(path), "sha256": resultsio.sha256_file(path) if path.is_file() else "absent"}

@@ -1,0 +1,264 @@
+"""Stage `tables`: the paper's Tables 1-3 from per-pair verification outcomes.
+
+Each cell is the fraction of pairs that a recognizer verifies as the same person at its
+default threshold (lower = better anonymization), with the number of pairs behind it; a row
+per recognizer plus their unweighted average; columns Source vs Target and Source vs Result,
+each for the "furthest" and the "random" target strategy (conf/config.yaml `tables`).
+Table 1 uses cosine distance, Table 3 L2 (deepface's euclidean_l2), both with targets
+queried in embedding space; Table 2 repeats the layout for targets queried in SSIM and RMSE
+space. A cell without a number says "n/a: <reason>".
+
+`verification_table(outcomes, spec, recognizers)` is the pure writer: it takes the long
+outcome table of bench.stages.evaluate.evaluate_pairs and returns a VerificationTable that
+renders CSV, Markdown and LaTeX.
+
+Reads (run): every <results_dir>/<dataset>/cells/<pool>/**/outcomes.parquet (evaluate stage).
+Writes: <results_dir>/tables/<dataset>/<pool>/verification/<generator>/{table1,table2,table3}.{csv,md,tex},
+        <results_dir>/tables/<dataset>/<pool>/verification/outcomes.parquet   (all per-pair outcomes)
+        <results_dir>/tables/<dataset>/<pool>/verification/tables.provenance.json
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from bench import resultsio
+from bench.errors import BenchError
+from bench.provenance import record
+from bench.recognizers import selected_recognizers
+
+log = logging.getLogger(__name__)
+
+COMPARISON_LABELS = {"source_vs_target": "Source vs Target", "source_vs_result": "Source vs Result"}
+SPACE_LABELS = {"embedding": "Embedding", "fid": "FID", "rmse": "RMSE", "ssim": "SSIM", "psnr": "PSNR"}
+METRIC_LABELS = {"cosine": "cosine", "euclidean_l2": "L2", "euclidean": "Euclidean"}
+AVERAGE = "average"
+OK = "ok"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One of the paper's tables: which metric, which query spaces, which columns."""
+
+    name: str
+    metric: str
+    spaces: tuple[str, ...] = ("embedding",)
+    # column label -> the strategy name in pairs.parquet
+    strategies: Mapping[str, str] = field(default_factory=lambda: {"furthest": "furthest", "random": "random_furthest"})
+    comparisons: tuple[str, ...] = ("source_vs_target", "source_vs_result")
+    title: str = ""
+
+    @classmethod
+    def from_config(cls, name: str, node: Mapping, strategies: Mapping[str, str]) -> "TableSpec":
+        node = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+        return cls(name=name, metric=node["metric"], spaces=tuple(node.get("spaces", ("embedding",))),
+                   strategies=dict(node.get("strategies") or strategies),
+                   comparisons=tuple(node.get("comparisons", cls.comparisons)), title=node.get("title", ""))
+
+    def columns(self) -> list[tuple[str, str, str]]:
+        """(space, comparison, column label) in display order."""
+        return [(s, c, label) for s in self.spaces for c in self.comparisons for label in self.strategies]
+
+
+@dataclass(frozen=True)
+class VerificationTable:
+    """A table's cells in long form (one row per recognizer x column) and its renderings.
+
+    cells columns: recognizer, space, comparison, column, rate (float or None), n (pairs;
+    recognizers averaged for the average row), text ("n/a: ..." when rate is None).
+    """
+
+    spec: TableSpec
+    cells: pd.DataFrame
+    excluded: pd.DataFrame  # status, pairs: outcome rows without a number, by reason
+
+    @property
+    def recognizers(self) -> list[str]:
+        return list(dict.fromkeys(self.cells.recognizer))
+
+    def _key(self, space: str, comparison: str, label: str) -> str:
+        return "/".join(([space] if len(self.spec.spaces) > 1 else []) + [comparison, label])
+
+    def _cell(self, recognizer, space, comparison, label):
+        c = self.cells
+        return c[(c.recognizer == recognizer) & (c.space == space) & (c.comparison == comparison)
+                 & (c.column == label)].iloc[0]
+
+    def wide(self, fmt, count_fmt=None) -> pd.DataFrame:
+        """Rows = recognizers + average; one column per table column (+ its count if count_fmt)."""
+        rows = []
+        for recognizer in self.recognizers:
+            row = {}
+            for space, comparison, label in self.spec.columns():
+                cell = self._cell(recognizer, space, comparison, label)
+                key = self._key(space, comparison, label)
+                if count_fmt is None:
+                    row[key] = cell.text if cell.rate is None else fmt(cell.rate, cell.n, recognizer == AVERAGE)
+                else:
+                    row[key] = cell.text if cell.rate is None else fmt(cell.rate)
+                    row[f"{key} n"] = count_fmt(cell.n)
+            rows.append(row)
+        return pd.DataFrame(rows, index=pd.Index(self.recognizers, name="recognizer"))
+
+    def to_csv(self) -> str:
+        """Two columns per cell: the fraction verified (or "n/a: ...") and its pairs count
+        ("<column> n"; for the average row, the number of recognizers averaged)."""
+        table = self.wide(lambda rate: f"{rate:.4f}", count_fmt=lambda n: str(int(n)))
+        return table.reset_index().to_csv(index=False, lineterminator="\n")
+
+    def display_labels(self) -> list[str]:
+        multi_space = len(self.spec.spaces) > 1
+        return [
+            (f"{SPACE_LABELS.get(s, s)} · " if multi_space else "") + f"{COMPARISON_LABELS.get(c, c)}: {label}"
+            for s, c, label in self.spec.columns()
+        ]
+
+    def to_markdown(self) -> str:
+        table = self.wide(display_cell)
+        table.columns = self.display_labels()
+        table.index.name = "Recognizer"
+        lines = [f"**{self.spec.title}**", ""] if self.spec.title else []
+        lines.append(table.reset_index().to_markdown(index=False, tablefmt="pipe", disable_numparse=True))
+        lines += ["", self.note()]
+        return "\n".join(lines) + "\n"
+
+    def to_latex(self) -> str:
+        table = self.wide(display_cell)
+        multi_space = len(self.spec.spaces) > 1
+        table.columns = pd.MultiIndex.from_tuples([
+            ((SPACE_LABELS.get(s, s),) if multi_space else ()) + (COMPARISON_LABELS.get(c, c), label)
+            for s, c, label in self.spec.columns()
+        ])
+        table.index.name = None
+        styler = (table.style.format(escape="latex").format_index(escape="latex", axis=0)
+                  .format_index(escape="latex", axis=1))
+        body = styler.to_latex(hrules=True, multicol_align="c", column_format="l" + "c" * table.shape[1])
+        header = [f"% {self.spec.title}"] if self.spec.title else []
+        header += [f"% {line}" for line in self.note().splitlines()]
+        return "\n".join(header) + "\n" + body
+
+    def note(self) -> str:
+        metric = METRIC_LABELS.get(self.spec.metric, self.spec.metric)
+        text = (f"Fraction of pairs verified as the same person ({metric} distance <= the recognizer's "
+                "default threshold; lower = better anonymization), pairs in parentheses; "
+                "the average is the unweighted mean over the recognizers with a number "
+                "(how many in parentheses).")
+        if len(self.excluded):
+            reasons = "; ".join(f"{r.pairs} {r.status}" for r in self.excluded.itertuples())
+            text += f" Pair outcomes without a number: {reasons}."
+        return text
+
+
+def display_cell(rate: float, n: int, is_average: bool) -> str:
+    return f"{rate:.3f} ({int(n)} rec.)" if is_average else f"{rate:.3f} (n={int(n)})"
+
+
+def verification_table(outcomes: pd.DataFrame, spec: TableSpec, recognizers: Iterable[str] | None = None) -> VerificationTable:
+    """The table `spec` from evaluate_pairs' long outcomes (pure: no files).
+
+    Args:
+        outcomes: columns recognizer, metric, comparison, strategy, space, verified, status.
+        spec: the table's metric, spaces and columns.
+        recognizers: row order (default: order of first appearance in `outcomes`); a listed
+            recognizer without any outcome gets "n/a: no pairs" cells.
+    """
+    outcomes = outcomes[outcomes.metric == spec.metric]
+    names = list(recognizers) if recognizers is not None else list(dict.fromkeys(outcomes.recognizer))
+    wanted = outcomes[outcomes.space.isin(spec.spaces) & outcomes.comparison.isin(spec.comparisons)
+                      & outcomes.strategy.isin(list(spec.strategies.values())) & outcomes.recognizer.isin(names)]
+    groups = {key: group for key, group in wanted.groupby(["recognizer", "space", "comparison", "strategy"], sort=False)}
+    rows = []
+    for recognizer in names:
+        for space, comparison, label in spec.columns():
+            group = groups.get((recognizer, space, comparison, spec.strategies[label]))
+            rows.append({"recognizer": recognizer, "space": space, "comparison": comparison, "column": label,
+                         **cell_value(group)})
+    cells = pd.DataFrame(rows, columns=["recognizer", "space", "comparison", "column", "rate", "n", "text"])
+    cells = pd.concat([cells, average_row(cells, spec)], ignore_index=True)
+    cells["rate"] = cells["rate"].astype(object).where(cells["rate"].notna(), None)
+    excluded = (wanted[wanted.status != OK].groupby("status").size().rename("pairs").reset_index()
+                .sort_values(["pairs", "status"], ascending=[False, True], kind="stable").reset_index(drop=True))
+    return VerificationTable(spec, cells, excluded)
+
+
+def cell_value(group: pd.DataFrame | None) -> dict:
+    """rate, n and text of one recognizer's cell."""
+    if group is None or group.empty:
+        return {"rate": None, "n": 0, "text": "n/a: no pairs"}
+    ok = group[group.status == OK]
+    if ok.empty:
+        reasons = group.status.value_counts()
+        top = sorted(reasons[reasons == reasons.max()].index)[0]  # most common, ties alphabetical
+        return {"rate": None, "n": 0, "text": top if top.startswith("n/a") else f"n/a: {top}"}
+    return {"rate": float(ok.verified.astype(bool).mean()), "n": len(ok), "text": ""}
+
+
+def average_row(cells: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
+    rows = []
+    for space, comparison, label in spec.columns():
+        col = cells[(cells.space == space) & (cells.comparison == comparison) & (cells.column == label)]
+        rates = col.rate.dropna()
+        rows.append({"recognizer": AVERAGE, "space": space, "comparison": comparison, "column": label,
+                     "rate": float(rates.mean()) if len(rates) else None, "n": len(rates),
+                     "text": "" if len(rates) else "n/a: no recognizer has a number"})
+    return pd.DataFrame(rows, columns=cells.columns)
+
+
+def table_specs(cfg: DictConfig) -> list[TableSpec]:
+    strategies = OmegaConf.to_container(cfg.tables.strategies, resolve=True)
+    return [TableSpec.from_config(name, node, strategies) for name, node in cfg.tables.specs.items()]
+
+
+def write_table(table: VerificationTable, folder: Path) -> list[Path]:
+    name = table.spec.name
+    return [
+        resultsio.write_text(table.to_csv(), folder / f"{name}.csv"),
+        resultsio.write_text(table.to_markdown(), folder / f"{name}.md"),
+        resultsio.write_text(table.to_latex(), folder / f"{name}.tex"),
+    ]
+
+
+# ---- the stage: reading the anonymize stage's cells (issue 4 wires this up) --------------
+
+def output_dir(cfg: DictConfig) -> Path:
+    """<results_dir>/tables/<dataset>/<pool>/verification/: one folder per generator inside."""
+    return Path(cfg.results_dir) / "tables" / str(cfg.dataset.name) / str(cfg.pool.name) / "verification"
+
+
+def find_outcomes(cfg: DictConfig) -> list[Path]:
+    """Every evaluated cell's outcomes.parquet of the dataset and pool, sorted."""
+    root = Path(cfg.results_dir) / str(cfg.dataset.name) / "cells" / str(cfg.pool.name)
+    for pairs in sorted(root.glob("**/pairs.parquet")):
+        if not (pairs.parent / "outcomes.parquet").is_file():
+            log.warning("%s has no outcomes.parquet: run `python -m bench evaluate` for it; left out", pairs.parent)
+    return sorted(root.glob("**/outcomes.parquet"))
+
+
+def run(cfg: DictConfig) -> Path:
+    """Writes Tables 1-3 per generator from every evaluated cell; returns the folder."""
+    results, dataset = Path(cfg.results_dir), str(cfg.dataset.name)
+    outcome_files = find_outcomes(cfg)
+    if not outcome_files:
+        raise BenchError(f"no outcomes.parquet under {results / dataset / 'cells' / str(cfg.pool.name)}: run "
+                         "`python -m bench anonymize` and `python -m bench evaluate` for this dataset first")
+    names = selected_recognizers(cfg)
+    frames = [pd.read_parquet(path).assign(cell=path.parent.relative_to(results).as_posix()) for path in outcome_files]
+    outcomes = pd.concat(frames, ignore_index=True)
+    out = output_dir(cfg)
+    resultsio.write_parquet(outcomes, out / "outcomes.parquet")
+    written = []
+    for generator, group in outcomes.groupby("generator", sort=True):
+        for spec in table_specs(cfg):
+            written += write_table(verification_table(group, spec, names), out / str(generator or "all"))
+    resultsio.write_json(record(
+        cfg, "tables",
+        inputs=[{"path": str(p), "sha256": resultsio.sha256_file(p)} for p in outcome_files],
+        outputs=[str(p) for p in written],
+    ), out / "tables.provenance.json")
+    log.info("%d tables from %d cells -> %s", len(written) // 3, len(outcome_files), out)
+    return out
