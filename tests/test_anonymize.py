@@ -81,3 +81,19 @@ def test_generator_without_weights_gives_an_na_cell(sample_cfg):
     pairs = pd.read_parquet(cell.pairs)
     assert len(pairs) == 6 and pairs.status.str.startswith("n/a:").all()
     assert len(pd.read_csv(cell.failures)) == 6
+
+
+@pytest.mark.shared
+def test_face_missing_from_the_inventory_is_reported_as_left_real(sample_cfg, shared):
+    shared("weights", "scrfd_2.5g_bnkps.onnx")
+    cfg = sample_cfg("generator=pixelate", "anonymize.audit_detector=scrfd")
+    faces_path = Cell.from_config(cfg).dataset_dir / "faces.parquet"
+    table = pd.read_parquet(faces_path)
+    table[table.face_index != 2].to_parquet(faces_path)  # as if the detector had missed one face
+    cell = anonymize.run(cfg)
+    failures = pd.read_csv(cell.failures).fillna("")
+    audit = failures[failures.stage == "audit"]
+    assert len(audit) == 1 and audit.reason.iloc[0].startswith(anonymize.LEFT_REAL)
+    box = [int(v) for v in audit.reason.iloc[0].split("box [")[1].split("]")[0].split(",")]
+    missed = table[table.face_index == 2].iloc[0]
+    assert abs(box[0] - missed.x1) < 30 and abs(box[1] - missed.y1) < 40  # it is the face left out

@@ -12,7 +12,9 @@ Writes, under the cell folder (bench.cells.Cell.root):
         provenance.json
 A face whose swap fails (or that has no target) is obfuscated by `anonymize.fallback`
 (blur by default) and reported; only when that fails too is it left real, and then the
-failure row says so in capitals. Per-photo records under records/ let a rerun resume.
+failure row says so in capitals. A face the inventory's detector missed cannot be swapped:
+`anonymize.audit_detector` (a second detector) looks for such faces in every photo and
+reports each as a NOT ANONYMIZED failure row (stage "audit"). Per-photo records under records/ let a rerun resume.
 """
 from __future__ import annotations
 
@@ -60,10 +62,11 @@ def run(cfg: DictConfig) -> Cell:
     fallback = build_fallback(cfg)
     detector: Detector = DETECTORS.build(cfg.detector, name=cfg.choices.detector)
     detector.prepare()
+    auditor = build_auditor(cfg)
 
     pairs, result_faces, failures = [], [], []
     for photo, group in faces.groupby("photo", sort=True):
-        rec = anonymize_photo(cfg, cell, photo, group, targets, generator, fallback, detector)
+        rec = anonymize_photo(cfg, cell, photo, group, targets, generator, fallback, detector, auditor)
         pairs += rec["pairs"]
         result_faces += rec["faces"]
         failures += rec["failures"]
@@ -86,6 +89,37 @@ def read_targets(cell: Cell, generator: Generator | None) -> pd.DataFrame:
     return read_required(cell.targets, "python -m bench query")
 
 
+def build_auditor(cfg: DictConfig) -> Detector | None:
+    """A second detector that looks for faces the inventory missed (they stay real), or None
+    when `anonymize.audit_detector` is unset or cannot run here (said in the log)."""
+    name = cfg.anonymize.get("audit_detector")
+    if not name or name == cfg.choices.detector:
+        return None
+    auditor = DETECTORS.build(str(name))
+    try:
+        auditor.prepare()
+    except BenchError as err:
+        log.warning("audit detector %s not available (%s): faces that %s missed cannot be reported",
+                    name, err, cfg.choices.detector)
+        return None
+    return auditor
+
+
+def audit_missed_faces(cfg, photo: str, image: np.ndarray, group: pd.DataFrame, auditor: Detector | None) -> list[dict]:
+    """Failure rows for faces the audit detector finds that no listed face covers: the
+    inventory missed them, so they are still real in the anonymized photo."""
+    if auditor is None:
+        return []
+    found = auditor.detect(np.ascontiguousarray(image[:, :, ::-1]))
+    boxes = np.array([d.box for d in found], np.float32).reshape(-1, 4)
+    covered = {j for _, j in greedy_match(group[["x1", "y1", "x2", "y2"]].to_numpy(np.float32), boxes,
+                                          float(cfg.anonymize.redetect_iou))}
+    return [failure(photo, "", "audit", f"{LEFT_REAL}: a face at box {[int(v) for v in found[j].box]} "
+                                       f"(found by {auditor.name}, score {found[j].score:.2f}) is not in the "
+                                       f"face inventory, so it was left real")
+            for j in range(len(found)) if j not in covered]
+
+
 def build_fallback(cfg: DictConfig) -> Generator | None:
     name = cfg.anonymize.get("fallback")
     if not name or name == cfg.choices.generator:
@@ -96,7 +130,8 @@ def build_fallback(cfg: DictConfig) -> Generator | None:
 
 
 def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: pd.DataFrame,
-                    generator: Generator, fallback: Generator | None, detector: Detector) -> dict:
+                    generator: Generator, fallback: Generator | None, detector: Detector,
+                    auditor: Detector | None = None) -> dict:
     """Swaps every face of one photo, re-detects them; resumes from records/ when unchanged."""
     group = group.sort_values("face_index")
     key = photo_key(cfg, photo, group, targets)
@@ -116,6 +151,7 @@ def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: p
         resultsio.write_json(rec, record_path)
         return rec
 
+    rec["failures"] += audit_missed_faces(cfg, photo, image, group, auditor)
     by_source = targets.set_index("source_face")
     for row in group.itertuples():
         target = by_source.loc[row.face_id] if row.face_id in by_source.index else None
@@ -219,7 +255,9 @@ def write_cell(cfg, cell: Cell, pairs, result_faces, failures, generator, detect
     resultsio.write_parquet(pairs_df, cell.pairs)
     resultsio.write_parquet(faces_df, cell.faces)
     resultsio.write_failures(failures, cell.failures)
+    failures_df = pd.DataFrame(failures, columns=["photo", "face_id", "stage", "reason"])
     counts = {
+        "missed_by_inventory": int((failures_df.stage == "audit").sum()),
         "faces": len(pairs_df),
         "swapped": int((pairs_df.status == SWAPPED).sum()),
         "fallback": int(pairs_df.status.str.startswith("fallback").sum()),
@@ -233,8 +271,9 @@ def write_cell(cfg, cell: Cell, pairs, result_faces, failures, generator, detect
         targets={"path": str(cell.targets),
                  "sha256": resultsio.sha256_file(cell.targets) if cell.targets.is_file() else "none (generator takes no target)"},
     ), cell.provenance)
-    if counts["left_real"]:
-        log.error("%d face(s) LEFT REAL in the output photos: see %s", counts["left_real"], cell.failures)
+    if counts["left_real"] or counts["missed_by_inventory"]:
+        log.error("%d face(s) LEFT REAL in the output photos (%d not in the face inventory): see %s",
+                  counts["left_real"] + counts["missed_by_inventory"], counts["missed_by_inventory"], cell.failures)
     log.info("%s: %d faces, %d swapped, %d by fallback, %d left real, %d re-detected -> %s",
              cell.generator, counts["faces"], counts["swapped"], counts["fallback"], counts["left_real"],
              counts["redetected"], cell.root)
