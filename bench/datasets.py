@@ -23,7 +23,7 @@ def list_photos(dataset: DictConfig, extensions) -> tuple[list[PhotoRef], list[P
     a photo, so that the faces stage reports it as a failure."""
     root = Path(str(dataset.path)).expanduser()
     if not root.is_dir():
-        hint = dataset.get("missing_hint") or f"set dataset.path to a folder of photos"
+        hint = dataset.get("missing_hint") or "set dataset.path to a folder of photos"
         raise DatasetNotFound(f"dataset {dataset.name!r}: folder {root} not found: {hint}")
     if dataset.get("files"):
         return sorted((PhotoRef(str(f), root / str(f)) for f in dataset.files), key=_by_id), []

@@ -151,3 +151,14 @@ def harmonise(content: np.ndarray, background: np.ndarray, mask: np.ndarray, sea
         return content.copy()
     reach = seam_reach * float(np.sqrt((np.asarray(mask) > 0).sum()))
     return edge_weighted(content, cloned, mask, reach=reach)
+
+
+def harmonise_or_refuse(rendered: np.ndarray, background: np.ndarray, mask: np.ndarray, seam_reach: float,
+                        fallback_to_feather: bool) -> np.ndarray:
+    """harmonise(), with a failed blend turned into the generator's SwapFailed (a failure row)."""
+    from bench.generators.base import SwapFailed
+
+    try:
+        return harmonise(rendered, background, mask, seam_reach, fallback_to_feather)
+    except BlendFailed as exc:
+        raise SwapFailed(f"Poisson blending failed and the feathered fallback is off: {exc}") from exc

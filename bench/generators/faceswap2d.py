@@ -150,7 +150,4 @@ class FaceSwap2D(Generator):
     def _blend(self, rendered: np.ndarray, background: np.ndarray, mask: np.ndarray) -> np.ndarray:
         if not self.poisson:
             return rendered
-        try:
-            return blending.harmonise(rendered, background, mask, self.seam_reach, self.fallback_to_feather)
-        except blending.BlendFailed as exc:
-            raise SwapFailed(f"Poisson blending failed and the feathered fallback is off: {exc}") from exc
+        return blending.harmonise_or_refuse(rendered, background, mask, self.seam_reach, self.fallback_to_feather)

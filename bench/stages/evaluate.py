@@ -30,14 +30,11 @@ from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
-
-from bench.embeddings import OK, load_embeddings, na
-from bench.errors import BenchError
 from omegaconf import DictConfig
 
 from bench import resultsio
 from bench.cells import Cell
-from bench.embeddings import write_embeddings
+from bench.embeddings import OK, load_embeddings, na, write_embeddings
 from bench.errors import BenchError
 from bench.facetable import FACE_COLUMNS, weights_manifest
 from bench.provenance import record
