@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.component import Component
 from bench.errors import WeightsNotFound
 
 
@@ -26,17 +27,11 @@ class Detection:
         return float(min(self.box[2] - self.box[0], self.box[3] - self.box[1]))
 
 
-class Detector(abc.ABC):
+class Detector(Component, abc.ABC):
     name: str = "detector"
 
     def __init__(self) -> None:
         self._prepared = False
-
-    def prepare(self) -> None:
-        """Loads weights; raises WeightsNotFound if a required file is absent."""
-        if not self._prepared:
-            self._load()
-            self._prepared = True
 
     @abc.abstractmethod
     def _load(self) -> None: ...
@@ -49,10 +44,6 @@ class Detector(abc.ABC):
         self.prepare()
         faces = self._detect(np.ascontiguousarray(bgr))
         return sorted(faces, key=lambda d: (round(float(d.box[0]), 1), round(float(d.box[1]), 1)))
-
-    def weights(self) -> list[Path]:
-        """The weight files this detector would load (for `bench weights status`)."""
-        return []
 
 
 def first_existing(model: str, candidates) -> Path:

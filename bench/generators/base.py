@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from bench.component import Component
 from bench.errors import BenchError
 
 
@@ -25,7 +25,7 @@ class Face:
     landmarks: np.ndarray
 
 
-class Generator(abc.ABC):
+class Generator(Component, abc.ABC):
     name: str = "generator"
     # True for generators that take an identity from a target (swappers); False for
     # obfuscations (blur, pixelate) that ignore the target.
@@ -33,16 +33,6 @@ class Generator(abc.ABC):
 
     def __init__(self) -> None:
         self._prepared = False
-
-    def prepare(self) -> None:
-        """Loads weights; raises bench.errors.WeightsNotFound (or BenchError saying how to
-        install the model) if it cannot run here."""
-        if not self._prepared:
-            self._load()
-            self._prepared = True
-
-    def _load(self) -> None:
-        """Override to load weights."""
 
     @abc.abstractmethod
     def _swap(self, photo: np.ndarray, face: Face, target: np.ndarray, target_face: Face) -> np.ndarray: ...
@@ -59,6 +49,3 @@ class Generator(abc.ABC):
         if result.shape != photo.shape or result.dtype != np.uint8:
             raise SwapFailed(f"{self.name} returned {result.shape} {result.dtype}, expected {photo.shape} uint8")
         return result
-
-    def weights(self) -> list[Path]:
-        return []

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.component import Component
+
 METRICS = ("cosine", "euclidean", "euclidean_l2")
 
 
-class Recognizer(abc.ABC):
+class Recognizer(Component, abc.ABC):
     """Attributes:
         name: the config stem; the name in every result file.
         input_size: side of the square crop embed() takes, aligned with
@@ -29,12 +31,6 @@ class Recognizer(abc.ABC):
         self.batch_size = int(batch_size)
         self.threshold_overrides = dict(thresholds or {})
         self._prepared = False
-
-    def prepare(self) -> None:
-        """Loads weights; raises bench.errors.WeightsNotFound if a required file is absent."""
-        if not self._prepared:
-            self._load()
-            self._prepared = True
 
     @abc.abstractmethod
     def _load(self) -> None: ...
@@ -66,6 +62,22 @@ class Recognizer(abc.ABC):
             return float(self.threshold_overrides[metric])
         return float(self.default_thresholds()[metric])
 
+
+
+class ModelFileRecognizer(Recognizer):
+    """A recognizer loaded from one model file, the first of `model_paths` that exists, with
+    thresholds from `threshold_source` (bench.recognizers.thresholds)."""
+
+    def __init__(self, model_paths, threshold_source: str | None = None, input_size: int = 112,
+                 margin: float = 0.0, batch_size: int = 32, thresholds: dict | None = None):
+        super().__init__(input_size=input_size, margin=margin, batch_size=batch_size, thresholds=thresholds)
+        self.model_paths = [str(p) for p in (model_paths or []) if p]
+        self.threshold_source = threshold_source
+
     def weights(self) -> list[Path]:
-        """The weight files this recognizer would load (for `bench weights status`)."""
-        return []
+        return [Path(p).expanduser() for p in self.model_paths]
+
+    def default_thresholds(self) -> dict[str, float]:
+        from bench.recognizers.thresholds import load_thresholds
+
+        return load_thresholds(self.threshold_source, self.name)

@@ -2,28 +2,15 @@
 with insightface's own input normalisation), e.g. buffalo_l's w600k_r50.onnx."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
 from bench.detectors.base import first_existing
 from bench.errors import BenchError
-from bench.recognizers.base import Recognizer
-from bench.recognizers.thresholds import load_thresholds
+from bench.recognizers.base import ModelFileRecognizer
 
 
-class InsightfaceRecognizer(Recognizer):
-    def __init__(self, model_paths, threshold_source: str | None = None, input_size: int = 112,
-                 margin: float = 0.0, batch_size: int = 32, thresholds: dict | None = None):
-        super().__init__(input_size=input_size, margin=margin, batch_size=batch_size, thresholds=thresholds)
-        self.model_paths = [str(p) for p in (model_paths or []) if p]
-        self.threshold_source = threshold_source
-
-    def weights(self) -> list[Path]:
-        return [Path(p).expanduser() for p in self.model_paths]
-
-    def default_thresholds(self) -> dict[str, float]:
-        return load_thresholds(self.threshold_source, self.name)
+class InsightfaceRecognizer(ModelFileRecognizer):
 
     def _load(self) -> None:
         from insightface.model_zoo import get_model

@@ -2,17 +2,15 @@
 in its YAML (never guessed from the graph): aligned crop -> (x - mean) / std -> NCHW."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
 from bench.detectors.base import first_existing
 from bench.errors import BenchError
-from bench.recognizers.base import Recognizer
-from bench.recognizers.thresholds import load_thresholds
+from bench.recognizers.base import ModelFileRecognizer
 
 
-class OnnxRecognizer(Recognizer):
+class OnnxRecognizer(ModelFileRecognizer):
     """Args:
         model_paths: candidate .onnx files, the first existing one is used.
         mean, std: per-pixel normalisation of 0..255 values, (x - mean) / std.
@@ -23,18 +21,11 @@ class OnnxRecognizer(Recognizer):
     def __init__(self, model_paths, mean: float = 127.5, std: float = 127.5, channels: str = "rgb",
                  threshold_source: str | None = None, input_size: int = 112, margin: float = 0.0,
                  batch_size: int = 32, thresholds: dict | None = None):
-        super().__init__(input_size=input_size, margin=margin, batch_size=batch_size, thresholds=thresholds)
+        super().__init__(model_paths, threshold_source=threshold_source, input_size=input_size, margin=margin,
+                         batch_size=batch_size, thresholds=thresholds)
         if channels not in ("rgb", "bgr"):
             raise ValueError(f"channels must be rgb or bgr, not {channels!r}")
-        self.model_paths = [str(p) for p in (model_paths or []) if p]
         self.mean, self.std, self.channels = float(mean), float(std), channels
-        self.threshold_source = threshold_source
-
-    def weights(self) -> list[Path]:
-        return [Path(p).expanduser() for p in self.model_paths]
-
-    def default_thresholds(self) -> dict[str, float]:
-        return load_thresholds(self.threshold_source, self.name)
 
     def _load(self) -> None:
         import onnxruntime as ort
