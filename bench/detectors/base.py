@@ -3,7 +3,7 @@ without touching weights, prepare() loads them, detect() runs on one BGR photo."
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +15,14 @@ from bench.errors import WeightsNotFound
 @dataclass(frozen=True)
 class Detection:
     """One face: box (x1, y1, x2, y2) in pixels, a detector-specific score, and five
-    landmarks (left eye, right eye, nose tip, left and right mouth corner, image left first)."""
+    landmarks (left eye, right eye, nose tip, left and right mouth corner, image left first).
+    `found_by` names the detectors that found it (an ensemble's members; empty for one
+    detector, whose name the caller knows)."""
 
     box: np.ndarray
     score: float
     landmarks: np.ndarray  # (5, 2)
+    found_by: tuple[str, ...] = field(default=())
 
     @property
     def size(self) -> float:

@@ -94,7 +94,8 @@ class Query(abc.ABC):
         return False
 
     def select(self, distances: np.ndarray, rng: np.random.Generator, source: AgeGender | None = None,
-               pool_age: np.ndarray | None = None, pool_gender: np.ndarray | None = None) -> Selection:
+               pool_age: np.ndarray | None = None, pool_gender: np.ndarray | None = None,
+               exclude: np.ndarray | None = None) -> Selection:
         """Picks one pool face for one source face.
 
         Args:
@@ -102,12 +103,19 @@ class Query(abc.ABC):
                 face lacks the feature).
             rng: this face's generator (rng_for).
             source, pool_age, pool_gender: the estimates; required when same_age_gender.
+            exclude: (N,) bool, pool faces that must not be picked (targets already given to
+                other faces of the same photo); they leave the eligible pool before the rule
+                (and Eq. 1's max and std) is applied.
 
         Raises:
             NoCandidate: no pool face qualifies (the message says why).
         """
         distances = np.asarray(distances, dtype=np.float64)
         eligible = ~np.isnan(distances)
+        if exclude is not None:
+            eligible &= ~np.asarray(exclude, dtype=bool)
+            if not eligible.any() and (~np.isnan(distances)).any():
+                raise NoCandidate("every pool face with this space's feature is already another face's target in this photo")
         if not eligible.any():
             raise NoCandidate("no pool face has this space's feature")
         band = float("nan")

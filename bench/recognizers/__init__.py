@@ -35,6 +35,10 @@ def component_config(group: str, name: str, cfg: DictConfig, overrides=None) -> 
     if name not in registry.names():
         registry.config(name)  # raises UnknownComponent listing the known names
     node = OmegaConf.load(CONF_DIR / group / f"{name}.yaml")
+    if "defaults" in node:  # composed from other configs (an ensemble's members): Hydra's job
+        from bench.config import load_config
+
+        node = OmegaConf.create(OmegaConf.to_container(load_config([f"{group}={name}"])[group], resolve=False))
     if overrides:
         node = OmegaConf.merge(node, overrides)
     root = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))

@@ -1,20 +1,26 @@
 """Stage `anonymize`: every face of every photo replaced, the outsider's view of MFMC.
 
-Reads:  <results_dir>/<dataset>/faces.parquet          (faces stage)
+Reads:  <results_dir>/<dataset>/faces.parquet, photos.csv     (faces stage)
         <results_dir>/<dataset>/targets/<pool>/<metric>-<query>.parquet   (query stage)
         the dataset's photos, the pool's target images, the generator's weights.
 Writes, under the cell folder (bench.cells.Cell.root):
-        photos/<photo>.png   the anonymized photos (all faces swapped)
+        photos/<slug(photo)>.png  one anonymized photo per readable photo of the dataset,
+                             also those where no face was found (then a copy)
+        photos.csv           one row per photo of the manifest: faces, swapped, fallback,
+                             audit_found, audit_covered, left_real, status (bench.status)
         pairs.parquet        one row per source face: target, result face, status
         faces.parquet        the anonymized photos' faces, re-detected (faces.parquet schema)
         crops/               their aligned crops
-        failures.csv         every face not swapped, not re-detected, or left real
+        failures.csv         every face not swapped, not re-detected, covered by the audit,
+                             or left real
         provenance.json
-A face whose swap fails (or that has no target) is obfuscated by `anonymize.fallback`
-(blur by default) and reported; only when that fails too is it left real, and then the
-failure row says so in capitals. A face the inventory's detector missed cannot be swapped:
-`anonymize.audit_detector` (a second detector) looks for such faces in every photo and
-reports each as a NOT ANONYMIZED failure row (stage "audit"). Per-photo records under records/ let a rerun resume.
+No face that was found stays real if anything can cover it: a face whose swap fails (or that
+has no target) is obfuscated by `anonymize.fallback` (blur by default) and reported. The
+`anonymize.audit_detectors` look at every readable photo, also those where the inventory
+found nothing; a face they find that no inventory face covers is obfuscated by the fallback
+too (failure stage "audit"). Only a face that nothing can cover stays real: its status reads
+NOT ANONYMIZED, its photo is marked in photos.csv, and the run's summary line counts it.
+Per-photo records under records/ let a rerun resume.
 """
 from __future__ import annotations
 
@@ -29,15 +35,22 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from bench import resultsio
-from bench.boxes import greedy_match
+from bench.boxes import greedy_match, iou_matrix
 from bench.cells import Cell
-from bench.detectors.base import Detector
+from bench.detectors import build_detector
+from bench.detectors.base import Detection, Detector
 from bench.errors import BenchError, ImageLoadError
-from bench.facetable import FACE_COLUMNS, face_row, failure, slug, weights_manifest, write_crop
+from bench.facetable import (
+    FACE_COLUMNS, DetectionCache, detector_key, face_row, failure, slug, weights_manifest, write_crop,
+)
 from bench.generators.base import Face, Generator, SwapFailed
 from bench.images import load_photo
 from bench.provenance import record
 from bench.registry import DETECTORS, GENERATORS
+from bench.status import (
+    LEFT_REAL, PHOTO_ANONYMIZED, PHOTO_LEFT_REAL, PHOTO_NO_FACE, PHOTO_UNREADABLE, SWAPPED,
+    fallback_status, is_fallback, is_left_real,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,32 +58,45 @@ PAIR_COLUMNS = [
     "source_face", "photo", "target", "result_face", "strategy", "space", "pool", "generator",
     "seed", "distance", "status", "redetected",
 ]
-SWAPPED = "swapped"
-LEFT_REAL = "NOT ANONYMIZED"
+PHOTO_COLUMNS = ["photo", "result", "faces", "swapped", "fallback", "audit_found", "audit_covered",
+                 "left_real", "status"]
+READABLE = ("ok", "no_face")  # the faces stage's photos.csv statuses of photos it could read
 
 
 def run(cfg: DictConfig) -> Cell:
-    """Anonymizes every photo of the dataset for one cell; returns the cell."""
+    """Anonymizes every readable photo of the dataset for one cell; returns the cell."""
     cell = Cell.from_config(cfg)
     faces = read_required(cell.dataset_dir / "faces.parquet", "python -m bench faces")
+    manifest = read_manifest(cell.dataset_dir / "photos.csv")
     generator: Generator = GENERATORS.build(cfg.generator, name=cfg.choices.generator)
     try:
         generator.prepare()
     except BenchError as err:  # the whole cell is n/a; targets are not needed to say so
-        return write_unavailable_cell(cfg, cell, faces, read_targets(cell, None), generator, f"n/a: {err}")
-    targets = read_targets(cell, generator)
+        return write_unavailable_cell(cfg, cell, faces, manifest, read_targets(cell, None), generator, f"n/a: {err}")
+    targets = read_targets(cell, generator, faces)
     fallback = build_fallback(cfg)
     detector: Detector = DETECTORS.build(cfg.detector, name=cfg.choices.detector)
     detector.prepare()
-    auditor = build_auditor(cfg)
+    auditors = build_auditors(cfg)
 
-    pairs, result_faces, failures = [], [], []
-    for photo, group in faces.groupby("photo", sort=True):
-        rec = anonymize_photo(cfg, cell, photo, group, targets, generator, fallback, detector, auditor)
+    pairs, result_faces, failures, photo_rows = [], [], [], []
+    by_photo = {photo: group for photo, group in faces.groupby("photo", sort=True)}
+    for entry in manifest.itertuples():
+        if entry.status not in READABLE:
+            photo_rows.append(photo_row(entry.photo, "", [], [], PHOTO_UNREADABLE if entry.status == "unreadable"
+                                        else str(entry.status)))
+            continue
+        group = by_photo.get(entry.photo, faces.iloc[0:0])
+        rec = anonymize_photo(cfg, cell, entry.photo, group, targets, generator, fallback, detector, auditors)
         pairs += rec["pairs"]
         result_faces += rec["faces"]
         failures += rec["failures"]
-    write_cell(cfg, cell, pairs, result_faces, failures, generator, detector, targets)
+        photo_rows.append(rec["photo"])
+    unlisted = sorted(set(by_photo) - set(manifest.photo))
+    if unlisted:  # faces.parquet and photos.csv disagree: never drop those faces silently
+        raise BenchError(f"faces.parquet lists photos that photos.csv does not ({', '.join(unlisted[:3])}): "
+                         "rerun `python -m bench faces`")
+    write_cell(cfg, cell, pairs, result_faces, failures, photo_rows, generator, detector, auditors, targets)
     return cell
 
 
@@ -80,44 +106,74 @@ def read_required(path: Path, how: str) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def read_targets(cell: Cell, generator: Generator | None) -> pd.DataFrame:
-    """The query stage's targets; optional for obfuscations, which take no identity, and
-    for a generator that cannot run (generator None)."""
-    if (generator is None or not generator.uses_target) and not cell.targets.is_file():
+def read_manifest(path: Path) -> pd.DataFrame:
+    """The faces stage's photos.csv (every file of the dataset, with its status)."""
+    if not path.is_file():
+        raise BenchError(f"{path} not found: run `python -m bench faces` for this dataset first")
+    table = pd.read_csv(path, dtype={"photo": str, "status": str}, keep_default_na=False)
+    return table.sort_values("photo", kind="stable").reset_index(drop=True)
+
+
+def read_targets(cell: Cell, generator: Generator | None, faces: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The query stage's targets; optional for obfuscations, which take no identity, for a
+    generator that cannot run (generator None), and where the inventory has no face."""
+    optional = generator is None or not generator.uses_target or (faces is not None and faces.empty)
+    if optional and not cell.targets.is_file():
         return pd.DataFrame(columns=["source_face", "target", "target_image", "target_box",
                                      "target_landmarks", "distance"])
     return read_required(cell.targets, "python -m bench query")
 
 
-def build_auditor(cfg: DictConfig) -> Detector | None:
-    """A second detector that looks for faces the inventory missed (they stay real), or None
-    when `anonymize.audit_detector` is unset or cannot run here (said in the log)."""
-    name = cfg.anonymize.get("audit_detector")
-    if not name or name == cfg.choices.detector:
-        return None
-    auditor = DETECTORS.build(str(name))
-    try:
-        auditor.prepare()
-    except BenchError as err:
-        log.warning("audit detector %s not available (%s): faces that %s missed cannot be reported",
-                    name, err, cfg.choices.detector)
-        return None
-    return auditor
+class Auditor:
+    """A detector that looks for faces the inventory missed, with its own detection cache
+    (per photo content, shared by every cell)."""
+
+    def __init__(self, detector: Detector, cache: DetectionCache):
+        self.detector, self.cache = detector, cache
+        self.name = detector.name
+
+    def detect(self, image: np.ndarray, sha: str) -> list[Detection]:
+        found = self.cache.get(sha)
+        if found is None:
+            found = self.detector.detect(np.ascontiguousarray(image[:, :, ::-1]))
+            self.cache.put(sha, found)
+        return found
 
 
-def audit_missed_faces(cfg, photo: str, image: np.ndarray, group: pd.DataFrame, auditor: Detector | None) -> list[dict]:
-    """Failure rows for faces the audit detector finds that no listed face covers: the
-    inventory missed them, so they are still real in the anonymized photo."""
-    if auditor is None:
-        return []
-    found = auditor.detect(np.ascontiguousarray(image[:, :, ::-1]))
-    boxes = np.array([d.box for d in found], np.float32).reshape(-1, 4)
-    covered = {j for _, j in greedy_match(group[["x1", "y1", "x2", "y2"]].to_numpy(np.float32), boxes,
-                                          float(cfg.anonymize.redetect_iou))}
-    return [failure(photo, "", "audit", f"{LEFT_REAL}: a face at box {[int(v) for v in found[j].box]} "
-                                       f"(found by {auditor.name}, score {found[j].score:.2f}) is not in the "
-                                       f"face inventory, so it was left real")
-            for j in range(len(found)) if j not in covered]
+def build_auditors(cfg: DictConfig) -> list[Auditor]:
+    """The `anonymize.audit_detectors` that can run here (others are named in the log)."""
+    auditors = []
+    for name in cfg.anonymize.get("audit_detectors") or []:
+        detector = build_detector(str(name), cfg)
+        try:
+            detector.prepare()
+        except BenchError as err:
+            log.warning("audit detector %s not available (%s): faces that %s missed cannot be found by it",
+                        name, err, cfg.choices.detector)
+            continue
+        key = detector_key(OmegaConf.create({"audit": str(name)}), detector)
+        auditors.append(Auditor(detector, DetectionCache(Path(cfg.results_dir) / "cache" / "detections" / key)))
+    return auditors
+
+
+def missed_faces(cfg, image: np.ndarray, sha: str, group: pd.DataFrame, auditors: list[Auditor]) -> list[Detection]:
+    """Faces the auditors find that no inventory face covers (IoU >= anonymize.redetect_iou),
+    merged across auditors (a face two auditors find is listed once, `found_by` both)."""
+    known = group[["x1", "y1", "x2", "y2"]].to_numpy(np.float32).reshape(-1, 4)
+    missed: list[Detection] = []
+    min_iou = float(cfg.anonymize.redetect_iou)
+    for auditor in auditors:
+        for det in auditor.detect(image, sha):
+            if len(known) and iou_matrix(det.box[None], known).max() >= min_iou:
+                continue
+            same = [k for k, m in enumerate(missed) if iou_matrix(det.box[None], m.box[None])[0, 0] >= min_iou]
+            if same:
+                m = missed[same[0]]
+                missed[same[0]] = Detection(m.box, m.score, m.landmarks, tuple(sorted({*m.found_by, auditor.name})))
+            else:
+                missed.append(Detection(np.asarray(det.box, np.float32), float(det.score),
+                                        np.asarray(det.landmarks, np.float32), (auditor.name,)))
+    return missed
 
 
 def build_fallback(cfg: DictConfig) -> Generator | None:
@@ -131,10 +187,17 @@ def build_fallback(cfg: DictConfig) -> Generator | None:
 
 def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: pd.DataFrame,
                     generator: Generator, fallback: Generator | None, detector: Detector,
-                    auditor: Detector | None = None) -> dict:
-    """Swaps every face of one photo, re-detects them; resumes from records/ when unchanged."""
+                    auditors: list[Auditor] = ()) -> dict:
+    """Swaps every inventory face of one photo, covers the faces the auditors find that the
+    inventory missed, re-detects the swapped faces, writes the anonymized photo (also for a
+    photo without faces). Resumes from records/ when nothing that decides it has changed.
+
+    Returns:
+        {"key", "pairs", "faces", "failures", "photo"}: rows for pairs.parquet, the cell's
+        faces.parquet, failures.csv and photos.csv.
+    """
     group = group.sort_values("face_index")
-    key = photo_key(cfg, photo, group, targets)
+    key = photo_key(cfg, photo, group, targets, auditors)
     record_path = cell.root / "records" / f"{slug(photo)}.json"
     result_path = cell.photos / f"{slug(photo)}.png"
     if record_path.is_file() and result_path.is_file():
@@ -142,16 +205,18 @@ def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: p
         if rec.get("key") == key:
             return rec
     rec = {"key": key, "pairs": [], "faces": [], "failures": []}
+    path = Path(str(cfg.dataset.path)) / photo
     try:
-        image = load_photo(Path(str(cfg.dataset.path)) / photo, int(cfg.faces.max_image_pixels)).rgb
+        image = load_photo(path, int(cfg.faces.max_image_pixels)).rgb
     except ImageLoadError as err:  # the faces stage read it, so this is a changed file
         for row in group.itertuples():
             rec["pairs"].append(pair_row(cfg, cell, row, None, f"{LEFT_REAL}: photo unreadable now: {err}"))
             rec["failures"].append(failure(photo, row.face_id, "anonymize", f"{LEFT_REAL}: photo unreadable: {err}"))
+        rec["photo"] = photo_row(photo, "", rec["pairs"], [], PHOTO_UNREADABLE)
         resultsio.write_json(rec, record_path)
         return rec
 
-    rec["failures"] += audit_missed_faces(cfg, photo, image, group, auditor)
+    missed = missed_faces(cfg, image, resultsio.sha256_file(path), group, auditors)
     by_source = targets.set_index("source_face")
     for row in group.itertuples():
         target = by_source.loc[row.face_id] if row.face_id in by_source.index else None
@@ -159,10 +224,45 @@ def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: p
         rec["pairs"].append(pair_row(cfg, cell, row, target, status))
         if status != SWAPPED:
             rec["failures"].append(failure(photo, row.face_id, "anonymize", status))
+    # Faces the inventory missed take the fallback (an obfuscating generator covers them itself).
+    cover = fallback or (generator if not generator.uses_target else None)
+    audit_status = []
+    for det in missed:
+        image, status = cover_missed_face(image, det, cover)
+        audit_status.append(status)
+        rec["failures"].append(failure(photo, "", "audit", status))
     resultsio.write_png(image, result_path)
     redetect(cfg, cell, photo, group, image, detector, rec)
+    rec["photo"] = photo_row(photo, f"photos/{slug(photo)}.png", rec["pairs"], audit_status)
     resultsio.write_json(rec, record_path)
     return rec
+
+
+def cover_missed_face(image: np.ndarray, det: Detection, cover: Generator | None) -> tuple[np.ndarray, str]:
+    """(image with a face the inventory missed obfuscated, status). Never raises."""
+    where = (f"a face at box {[int(v) for v in det.box]} (found by {', '.join(det.found_by)}, "
+             f"score {det.score:.2f}) is not in the face inventory")
+    if cover is None:
+        return image, f"{LEFT_REAL}: {where}; no fallback configured to cover it"
+    face = Face(box=np.asarray(det.box, np.float32), landmarks=np.asarray(det.landmarks, np.float32).reshape(5, 2))
+    try:
+        return cover.swap(image, face, image, face), fallback_status(cover.name, f"covered: {where}")
+    except Exception as err:
+        return image, f"{LEFT_REAL}: {where}; {cover.name} failed ({describe(err)})"
+
+
+def photo_row(photo: str, result: str, pairs: list[dict], audit_status: list[str], status: str | None = None) -> dict:
+    """One row of the cell's photos.csv: how this photo's faces were covered."""
+    left = sum(is_left_real(p["status"]) for p in pairs) + sum(is_left_real(s) for s in audit_status)
+    if status is None:
+        status = PHOTO_LEFT_REAL if left else (PHOTO_ANONYMIZED if pairs or audit_status else PHOTO_NO_FACE)
+    return {
+        "photo": photo, "result": result, "faces": len(pairs),
+        "swapped": sum(p["status"] == SWAPPED for p in pairs),
+        "fallback": sum(is_fallback(p["status"]) for p in pairs),
+        "audit_found": len(audit_status), "audit_covered": sum(is_fallback(s) for s in audit_status),
+        "left_real": left, "status": status,
+    }
 
 
 def replace_face(image: np.ndarray, row, target, generator: Generator, fallback: Generator | None):
@@ -182,7 +282,7 @@ def replace_face(image: np.ndarray, row, target, generator: Generator, fallback:
     if fallback is None:
         return image, f"{LEFT_REAL}: {generator.name} failed ({reason}); no fallback configured"
     try:
-        return fallback.swap(image, face, image, face), f"fallback {fallback.name}: {generator.name} failed ({reason})"
+        return fallback.swap(image, face, image, face), fallback_status(fallback.name, f"{generator.name} failed ({reason})")
     except Exception as err:
         return image, f"{LEFT_REAL}: {generator.name} failed ({reason}); fallback {fallback.name} failed ({describe(err)})"
 
@@ -235,7 +335,7 @@ def redetect(cfg, cell: Cell, photo: str, group: pd.DataFrame, image: np.ndarray
         pair.update(result_face=src.face_id, redetected=True)
 
 
-def photo_key(cfg, photo: str, group: pd.DataFrame, targets: pd.DataFrame) -> str:
+def photo_key(cfg, photo: str, group: pd.DataFrame, targets: pd.DataFrame, auditors=()) -> str:
     """Hash of everything that decides this photo's result: a changed input reruns it."""
     mine = targets[targets.source_face.isin(group.face_id)]
     parts = [
@@ -245,47 +345,67 @@ def photo_key(cfg, photo: str, group: pd.DataFrame, targets: pd.DataFrame) -> st
         json.dumps(OmegaConf.to_container(cfg.detector, resolve=True), sort_keys=True),
         json.dumps(OmegaConf.to_container(cfg.anonymize, resolve=True), sort_keys=True),
         json.dumps(OmegaConf.to_container(cfg.faces, resolve=True), sort_keys=True),
+        json.dumps([str(a.cache.folder.name) for a in auditors]),
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def write_cell(cfg, cell: Cell, pairs, result_faces, failures, generator, detector, targets) -> None:
+def write_cell(cfg, cell: Cell, pairs, result_faces, failures, photo_rows, generator, detector, auditors, targets) -> None:
     pairs_df = pd.DataFrame(pairs, columns=PAIR_COLUMNS)
     faces_df = pd.DataFrame(result_faces, columns=FACE_COLUMNS)
+    photos_df = pd.DataFrame(photo_rows, columns=PHOTO_COLUMNS)
     resultsio.write_parquet(pairs_df, cell.pairs)
     resultsio.write_parquet(faces_df, cell.faces)
+    resultsio.write_csv(photos_df, cell.photo_table)
     resultsio.write_failures(failures, cell.failures)
-    failures_df = pd.DataFrame(failures, columns=["photo", "face_id", "stage", "reason"])
-    counts = {
-        "missed_by_inventory": int((failures_df.stage == "audit").sum()),
-        "faces": len(pairs_df),
-        "swapped": int((pairs_df.status == SWAPPED).sum()),
-        "fallback": int(pairs_df.status.str.startswith("fallback").sum()),
-        "left_real": int(pairs_df.status.str.startswith(LEFT_REAL).sum()),
-        "redetected": int(pairs_df.redetected.sum()),
-    }
+    counts = cell_counts(pairs_df, photos_df)
     resultsio.write_json(record(
         cfg, "anonymize", cell=str(cell.root), counts=counts,
         generator={"name": generator.name, "weights": weights_manifest(generator)},
-        detector={"name": detector.name, "weights": weights_manifest(detector)},
+        detector={"name": detector.name, "weights": weights_manifest(detector),
+                  **({"members": detector.available(), "members_missing": detector.missing()}
+                     if hasattr(detector, "available") else {})},
+        audit_detectors=[{"name": a.name, "weights": weights_manifest(a.detector)} for a in auditors],
         targets={"path": str(cell.targets),
                  "sha256": resultsio.sha256_file(cell.targets) if cell.targets.is_file() else "none (generator takes no target)"},
     ), cell.provenance)
-    if counts["left_real"] or counts["missed_by_inventory"]:
-        log.error("%d face(s) LEFT REAL in the output photos (%d not in the face inventory): see %s",
-                  counts["left_real"] + counts["missed_by_inventory"], counts["missed_by_inventory"], cell.failures)
-    log.info("%s: %d faces, %d swapped, %d by fallback, %d left real, %d re-detected -> %s",
-             cell.generator, counts["faces"], counts["swapped"], counts["fallback"], counts["left_real"],
+    if counts["left_real"]:
+        log.error("%d face(s) LEFT REAL in %d output photo(s) (%d of them missed by the inventory): see %s",
+                  counts["left_real"], counts["photos_left_real"], counts["audit_left_real"], cell.photo_table)
+    log.info("%s: %d photos written, %d faces: %d swapped, %d by fallback, %d missed by the inventory and "
+             "found by the audit (%d covered), %d LEFT REAL in %d photos; %d re-detected -> %s",
+             cell.generator, counts["photos_written"], counts["faces"], counts["swapped"], counts["fallback"],
+             counts["audit_found"], counts["audit_covered"], counts["left_real"], counts["photos_left_real"],
              counts["redetected"], cell.root)
 
 
-def write_unavailable_cell(cfg, cell: Cell, faces, targets, generator, reason: str) -> Cell:
-    """The generator cannot run here: the cell is n/a, with every face listed as not swapped."""
+def cell_counts(pairs_df: pd.DataFrame, photos_df: pd.DataFrame) -> dict:
+    """The cell's accounting: every face found is swapped, covered, or left real (counted)."""
+    return {
+        "photos": len(photos_df),
+        "photos_written": int((photos_df.result != "").sum()),
+        "photos_left_real": int((photos_df.left_real > 0).sum()),
+        "faces": len(pairs_df),
+        "swapped": int((pairs_df.status == SWAPPED).sum()),
+        "fallback": int(pairs_df.status.map(is_fallback).sum()),
+        "audit_found": int(photos_df.audit_found.sum()),
+        "audit_covered": int(photos_df.audit_covered.sum()),
+        "audit_left_real": int((photos_df.audit_found - photos_df.audit_covered).sum()),
+        "left_real": int(photos_df.left_real.sum()),
+        "redetected": int(pairs_df.redetected.sum()),
+    }
+
+
+def write_unavailable_cell(cfg, cell: Cell, faces, manifest, targets, generator, reason: str) -> Cell:
+    """The generator cannot run here: the cell is n/a, with every face listed as not swapped
+    (no photo is written: a user must not take an untouched copy for an anonymized one)."""
     by_source = targets.set_index("source_face")
     pairs = [pair_row(cfg, cell, row, by_source.loc[row.face_id] if row.face_id in by_source.index else None, reason)
              for row in faces.itertuples()]
     resultsio.write_parquet(pd.DataFrame(pairs, columns=PAIR_COLUMNS), cell.pairs)
     resultsio.write_parquet(pd.DataFrame([], columns=FACE_COLUMNS), cell.faces)
+    photo_rows = [photo_row(p, "", [r for r in pairs if r["photo"] == p], [], reason) for p in manifest.photo]
+    resultsio.write_csv(pd.DataFrame(photo_rows, columns=PHOTO_COLUMNS), cell.photo_table)
     resultsio.write_failures([failure(p["photo"], p["source_face"], "anonymize", reason) for p in pairs], cell.failures)
     resultsio.write_json(record(cfg, "anonymize", cell=str(cell.root), unavailable=reason,
                                 generator={"name": generator.name, "weights": weights_manifest(generator)}),

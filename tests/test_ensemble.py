@@ -1,0 +1,62 @@
+"""The ensemble detector: union of members merged by IoU, priority for box and landmarks,
+`found_by`, and members without weights left out rather than failing the run."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.detectors import build_detector
+from bench.detectors.base import Detection
+from bench.detectors.ensemble import EnsembleDetector, merge_detections
+from bench.errors import WeightsNotFound
+from bench.images import load_photo
+
+
+def det(x1, y1, x2, y2, score=0.9, mark=0.0):
+    return Detection(np.array([x1, y1, x2, y2], np.float32), score, np.full((5, 2), mark, np.float32))
+
+
+def test_union_keeps_every_face_once_with_the_first_members_geometry():
+    found = {
+        "a": [det(0, 0, 10, 10, mark=1.0)],
+        "b": [det(1, 1, 11, 11, mark=2.0), det(50, 50, 60, 60, mark=2.0)],
+        "c": [det(100, 0, 120, 20, mark=3.0), det(0, 0, 10, 10, mark=3.0)],
+    }
+    merged = merge_detections(found, 0.4)
+    assert len(merged) == 3
+    first = merged[0]
+    assert first.found_by == ("a", "b", "c") and (first.landmarks == 1.0).all()
+    assert merged[1].found_by == ("b",) and merged[2].found_by == ("c",)
+
+
+def test_boxes_below_the_merge_iou_stay_apart():
+    merged = merge_detections({"a": [det(0, 0, 10, 10)], "b": [det(6, 6, 16, 16)]}, 0.4)  # IoU 16/184
+    assert len(merged) == 2
+
+
+def test_members_without_weights_are_left_out(cfg_factory):
+    cfg = cfg_factory("paths.shared=/nonexistent", "paths.insightface_home=/nonexistent")
+    ensemble = build_detector("ensemble", cfg)
+    assert isinstance(ensemble, EnsembleDetector)
+    ensemble.prepare()
+    assert {"scrfd_1280", "scrfd", "yunet"} <= set(ensemble.missing())
+    assert "dlib_hog" in ensemble.available()  # ships with installed packages
+    faces = ensemble.detect(load_photo(cfg.dataset.path + "/t1.jpg").bgr)
+    assert len(faces) >= 6 and all(f.found_by for f in faces)
+
+
+def test_an_ensemble_with_no_runnable_member_raises_weights_not_found(cfg_factory):
+    ensemble = EnsembleDetector({"x": build_detector("yunet", cfg_factory("paths.shared=/nonexistent"))})
+    with pytest.raises(WeightsNotFound):
+        ensemble.prepare()
+
+
+def test_faces_stage_records_which_members_found_each_face(cfg_factory):
+    from bench.stages import faces
+
+    out = faces.run(cfg_factory("detector=ensemble"))
+    import pandas as pd
+
+    table = pd.read_parquet(out.faces)
+    assert len(table) >= 6 and (table.found_by.str.len() > 0).all()
+    assert (table.detector == "ensemble").all()
