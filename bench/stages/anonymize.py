@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import traceback
 from pathlib import Path
 
 import numpy as np
@@ -43,13 +42,14 @@ from bench.errors import BenchError, ImageLoadError
 from bench.facetable import (
     FACE_COLUMNS, DetectionCache, detector_key, face_row, failure, slug, weights_manifest, write_crop,
 )
-from bench.generators.base import Face, Generator, SwapFailed
+from bench.anonymizer import build_fallback, cover_missed_face, replace_face
+from bench.generators.base import Generator
 from bench.images import load_photo
 from bench.provenance import record
 from bench.registry import DETECTORS, GENERATORS
 from bench.status import (
     LEFT_REAL, PHOTO_ANONYMIZED, PHOTO_LEFT_REAL, PHOTO_NO_FACE, PHOTO_UNREADABLE, SWAPPED,
-    fallback_status, is_fallback, is_left_real,
+    is_fallback, is_left_real,
 )
 
 log = logging.getLogger(__name__)
@@ -176,15 +176,6 @@ def missed_faces(cfg, image: np.ndarray, sha: str, group: pd.DataFrame, auditors
     return missed
 
 
-def build_fallback(cfg: DictConfig) -> Generator | None:
-    name = cfg.anonymize.get("fallback")
-    if not name or name == cfg.choices.generator:
-        return None
-    fallback = GENERATORS.build(str(name))
-    fallback.prepare()
-    return fallback
-
-
 def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: pd.DataFrame,
                     generator: Generator, fallback: Generator | None, detector: Detector,
                     auditors: list[Auditor] = ()) -> dict:
@@ -238,19 +229,6 @@ def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: p
     return rec
 
 
-def cover_missed_face(image: np.ndarray, det: Detection, cover: Generator | None) -> tuple[np.ndarray, str]:
-    """(image with a face the inventory missed obfuscated, status). Never raises."""
-    where = (f"a face at box {[int(v) for v in det.box]} (found by {', '.join(det.found_by)}, "
-             f"score {det.score:.2f}) is not in the face inventory")
-    if cover is None:
-        return image, f"{LEFT_REAL}: {where}; no fallback configured to cover it"
-    face = Face(box=np.asarray(det.box, np.float32), landmarks=np.asarray(det.landmarks, np.float32).reshape(5, 2))
-    try:
-        return cover.swap(image, face, image, face), fallback_status(cover.name, f"covered: {where}")
-    except Exception as err:
-        return image, f"{LEFT_REAL}: {where}; {cover.name} failed ({describe(err)})"
-
-
 def photo_row(photo: str, result: str, pairs: list[dict], audit_status: list[str], status: str | None = None) -> dict:
     """One row of the cell's photos.csv: how this photo's faces were covered."""
     left = sum(is_left_real(p["status"]) for p in pairs) + sum(is_left_real(s) for s in audit_status)
@@ -263,42 +241,6 @@ def photo_row(photo: str, result: str, pairs: list[dict], audit_status: list[str
         "audit_found": len(audit_status), "audit_covered": sum(is_fallback(s) for s in audit_status),
         "left_real": left, "status": status,
     }
-
-
-def replace_face(image: np.ndarray, row, target, generator: Generator, fallback: Generator | None):
-    """(image with this face replaced, status). Never raises: a failure becomes the status."""
-    face = Face(box=np.array([row.x1, row.y1, row.x2, row.y2], np.float32),
-                landmarks=np.asarray(row.landmarks, np.float32).reshape(5, 2))
-    try:
-        if generator.uses_target:
-            if target is None:
-                raise SwapFailed("no target for this face (see the query stage's failures)")
-            target_image, target_face = load_target(target)
-        else:
-            target_image, target_face = image, face
-        return generator.swap(image, face, target_image, target_face), SWAPPED
-    except Exception as err:  # a bug on one odd face must not lose the other faces
-        reason = describe(err)
-    if fallback is None:
-        return image, f"{LEFT_REAL}: {generator.name} failed ({reason}); no fallback configured"
-    try:
-        return fallback.swap(image, face, image, face), fallback_status(fallback.name, f"{generator.name} failed ({reason})")
-    except Exception as err:
-        return image, f"{LEFT_REAL}: {generator.name} failed ({reason}); fallback {fallback.name} failed ({describe(err)})"
-
-
-def describe(err: Exception) -> str:
-    if isinstance(err, BenchError):
-        return str(err)
-    log.debug("swap raised:\n%s", traceback.format_exc())
-    return f"{type(err).__name__}: {err}"
-
-
-def load_target(target) -> tuple[np.ndarray, Face]:
-    rgb = load_photo(str(target["target_image"])).rgb
-    face = Face(box=np.asarray(target["target_box"], np.float32).reshape(4),
-                landmarks=np.asarray(target["target_landmarks"], np.float32).reshape(5, 2))
-    return rgb, face
 
 
 def pair_row(cfg, cell: Cell, row, target, status: str) -> dict:

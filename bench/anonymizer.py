@@ -1,0 +1,82 @@
+"""Replacing one face in a photo: the generator, and the fallback where it fails. Shared by
+every stage that anonymizes (the anonymize stage, the access models' fakes), so that a face
+is covered the same way everywhere; nothing here reads or writes result files.
+
+Every function returns (image, status) and never raises on a bad face: the status
+(bench.status) says what happened, and a face nothing could cover says NOT ANONYMIZED.
+"""
+from __future__ import annotations
+
+import logging
+import traceback
+
+import numpy as np
+from omegaconf import DictConfig
+
+from bench.detectors.base import Detection
+from bench.errors import BenchError
+from bench.generators.base import Face, Generator, SwapFailed
+from bench.images import load_photo
+from bench.registry import GENERATORS
+from bench.status import LEFT_REAL, SWAPPED, fallback_status
+
+log = logging.getLogger(__name__)
+
+
+def build_fallback(cfg: DictConfig) -> Generator | None:
+    """`anonymize.fallback` prepared, or None when unset or the same as the generator."""
+    name = cfg.anonymize.get("fallback")
+    if not name or name == cfg.choices.generator:
+        return None
+    fallback = GENERATORS.build(str(name))
+    fallback.prepare()
+    return fallback
+
+
+def replace_face(image: np.ndarray, row, target, generator: Generator, fallback: Generator | None):
+    """(image with this face replaced, status). Never raises: a failure becomes the status."""
+    face = Face(box=np.array([row.x1, row.y1, row.x2, row.y2], np.float32),
+                landmarks=np.asarray(row.landmarks, np.float32).reshape(5, 2))
+    try:
+        if generator.uses_target:
+            if target is None:
+                raise SwapFailed("no target for this face (see the query stage's failures)")
+            target_image, target_face = load_target(target)
+        else:
+            target_image, target_face = image, face
+        return generator.swap(image, face, target_image, target_face), SWAPPED
+    except Exception as err:  # a bug on one odd face must not lose the other faces
+        reason = describe(err)
+    if fallback is None:
+        return image, f"{LEFT_REAL}: {generator.name} failed ({reason}); no fallback configured"
+    try:
+        return fallback.swap(image, face, image, face), fallback_status(fallback.name, f"{generator.name} failed ({reason})")
+    except Exception as err:
+        return image, f"{LEFT_REAL}: {generator.name} failed ({reason}); fallback {fallback.name} failed ({describe(err)})"
+
+
+def describe(err: Exception) -> str:
+    if isinstance(err, BenchError):
+        return str(err)
+    log.debug("swap raised:\n%s", traceback.format_exc())
+    return f"{type(err).__name__}: {err}"
+
+
+def load_target(target) -> tuple[np.ndarray, Face]:
+    rgb = load_photo(str(target["target_image"])).rgb
+    face = Face(box=np.asarray(target["target_box"], np.float32).reshape(4),
+                landmarks=np.asarray(target["target_landmarks"], np.float32).reshape(5, 2))
+    return rgb, face
+
+
+def cover_missed_face(image: np.ndarray, det: Detection, cover: Generator | None) -> tuple[np.ndarray, str]:
+    """(image with a face the inventory missed obfuscated, status). Never raises."""
+    where = (f"a face at box {[int(v) for v in det.box]} (found by {', '.join(det.found_by)}, "
+             f"score {det.score:.2f}) is not in the face inventory")
+    if cover is None:
+        return image, f"{LEFT_REAL}: {where}; no fallback configured to cover it"
+    face = Face(box=np.asarray(det.box, np.float32), landmarks=np.asarray(det.landmarks, np.float32).reshape(5, 2))
+    try:
+        return cover.swap(image, face, image, face), fallback_status(cover.name, f"covered: {where}")
+    except Exception as err:
+        return image, f"{LEFT_REAL}: {where}; {cover.name} failed ({describe(err)})"
