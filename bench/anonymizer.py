@@ -23,6 +23,13 @@ from bench.status import LEFT_REAL, SWAPPED, fallback_status
 log = logging.getLogger(__name__)
 
 
+def unchanged_max_diff(cfg: DictConfig) -> float:
+    """`unchanged_max_diff`: a face region whose mean absolute pixel difference from the
+    original is below this (gray levels) is still the real face (the anonymize stage's last
+    look and the leak check share this one definition)."""
+    return float(cfg.unchanged_max_diff)
+
+
 def build_fallback(cfg: DictConfig) -> Generator | None:
     """`anonymize.fallback` prepared, or None when unset or the same as the generator."""
     name = cfg.anonymize.get("fallback")
@@ -69,9 +76,18 @@ def load_target(target) -> tuple[np.ndarray, Face]:
     return rgb, face
 
 
-def cover_missed_face(image: np.ndarray, det: Detection, cover: Generator | None) -> tuple[np.ndarray, str]:
-    """(image with a face the inventory missed obfuscated, status). Never raises."""
-    where = (f"a face at box {[int(v) for v in det.box]} (found by {', '.join(det.found_by)}, "
+def cover_missed_face(image: np.ndarray, det: Detection, cover: Generator | None,
+                      where: str = "in the original photo") -> tuple[np.ndarray, str]:
+    """(image with a face the inventory missed obfuscated by `cover`, status). Never raises.
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        det: the face (box and landmarks in pixels; `found_by` names who found it).
+        cover: an obfuscating generator (the fallback), or None: then the face stays real
+            and the status says NOT ANONYMIZED.
+        where: where the face was found, for the status text.
+    """
+    where = (f"a face at box {[int(v) for v in det.box]} (found {where} by {', '.join(det.found_by)}, "
              f"score {det.score:.2f}) is not in the face inventory")
     if cover is None:
         return image, f"{LEFT_REAL}: {where}; no fallback configured to cover it"

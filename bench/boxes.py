@@ -28,3 +28,14 @@ def greedy_match(a: np.ndarray, b: np.ndarray, min_iou: float) -> list[tuple[int
         overlap[i, :] = -1
         overlap[:, j] = -1
     return sorted(pairs)
+
+
+def box_mean_abs_diff(a: np.ndarray, b: np.ndarray, box) -> float:
+    """Mean |a - b| (gray levels) of two same-size images over `box` (x1, y1, x2, y2 pixels)
+    clipped to the image; NaN when nothing of the box is inside."""
+    height, width = a.shape[:2]
+    x1, y1 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
+    x2, y2 = min(width, int(np.ceil(box[2]))), min(height, int(np.ceil(box[3])))
+    if x2 <= x1 or y2 <= y1:
+        return float("nan")
+    return float(np.abs(a[y1:y2, x1:x2].astype(np.int16) - b[y1:y2, x1:x2]).mean())

@@ -59,5 +59,30 @@ class Cell:
         return self.root / "crops"
 
     @property
+    def photo_table(self) -> Path:
+        """One row per photo of the dataset: its anonymized photo and how its faces were
+        covered (swapped, fallback, audit), or why it has none / what was left real."""
+        return self.root / "photos.csv"
+
+    @property
     def provenance(self) -> Path:
         return self.root / "provenance.json"
+
+    @property
+    def leaks(self) -> Path:
+        """Written by the leaks stage: one row per face found in the anonymized photos x check."""
+        return self.root / "leaks.parquet"
+
+    @property
+    def metrics(self) -> Path:
+        """The cell's metrics (DVC metrics file); the leaks stage writes its "leaks" entry."""
+        return self.root / "metrics.json"
+
+    @property
+    def leak_sheet(self) -> Path:
+        """The leak check's contact sheet: red box = a face still real, green = anonymized."""
+        return self.root / "leaks.png"
+
+    @property
+    def leaks_provenance(self) -> Path:
+        return self.root / "leaks.provenance.json"

@@ -31,9 +31,12 @@ COMMANDS = {
     "query": ("bench.stages.query", "one target pool face per source face (targets/<pool>/<metric>-<query>.parquet)"),
     "anonymize": ("bench.stages.anonymize", "swap every face of every photo for one cell (cells/<pool>/<generator>/<metric>-<query>/)"),
     "evaluate": ("bench.stages.evaluate", "embed a cell's source, target and result faces and verify each pair (outcomes.parquet)"),
+    "leaks": ("bench.stages.leaks", "every detector and recognizer on a cell's anonymized photos: faces still real (leaks.parquet, metrics.json)"),
     "quality": ("bench.stages.quality", "Fig. 4: PSNR, SSIM, RMSE, FID, embedding distance and utility per generator"),
     "figures": ("bench.stages.figures", "Figs. 3-7: examples per strategy, generator grids, pool distributions, query spaces"),
-    "run": ("bench.pipeline", "the whole chain for one cell: faces, pool, manifold, query, anonymize, evaluate, tables, quality"),
+    "platform": ("bench.stages.platform", "the MFMC platform under each access model (§3.3): tables/access_models.{csv,md}, Figs. 1-2"),
+    "view": ("bench.stages.view", "what one viewer sees of one photo: view photo=ID viewer=USER access=NAME"),
+    "run": ("bench.pipeline", "the whole chain for one cell: faces, pool, manifold, query, anonymize, evaluate, leaks, tables, quality"),
 }
 
 

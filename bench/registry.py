@@ -57,5 +57,6 @@ RECOGNIZERS = Registry("recognizer", "bench.recognizers.base:Recognizer")
 GENERATORS = Registry("generator", "bench.generators.base:Generator")
 SPACES = Registry("metric", "bench.spaces.base:Space")
 QUERIES = Registry("query", "bench.queries.base:Query")
+ACCESS = Registry("access", "bench.access.base:AccessModel")
 
-REGISTRIES = {r.group: r for r in (DETECTORS, RECOGNIZERS, GENERATORS, SPACES, QUERIES)}
+REGISTRIES = {r.group: r for r in (DETECTORS, RECOGNIZERS, GENERATORS, SPACES, QUERIES, ACCESS)}

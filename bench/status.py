@@ -31,3 +31,7 @@ def is_left_real(status: str) -> bool:
 
 def is_fallback(status: str) -> bool:
     return str(status).startswith(FALLBACK + " ")
+
+# The faces stage's photos.csv statuses of photos it could read (the others: "unreadable",
+# "skipped"): every one of them gets an anonymized photo.
+READABLE = ("ok", "no_face")

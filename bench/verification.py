@@ -16,6 +16,9 @@ from deepface.modules.verification import find_distance
 from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import KFold
 
+from bench.embeddings import na
+from bench.errors import BenchError
+
 # The metrics of the paper's tables, in the order the tables show them (Tables 1 and 3).
 METRICS = ("cosine", "euclidean_l2", "euclidean")
 
@@ -50,6 +53,15 @@ def pair_distances(left: np.ndarray, right: np.ndarray, metric: str) -> np.ndarr
 def is_verified(distances, threshold: float) -> np.ndarray:
     """deepface's decision: the same person when distance <= threshold."""
     return np.asarray(distances, dtype=np.float64) <= float(threshold)
+
+
+def threshold_of(recognizer, metric: str) -> tuple[float, str | None]:
+    """(threshold, None), or (nan, "n/a: why") when the recognizer has none for `metric`
+    (e.g. a stand-in whose calibration has not been run)."""
+    try:
+        return float(recognizer.threshold(metric)), None
+    except (BenchError, KeyError) as err:
+        return float("nan"), na(f"no {metric} threshold: {err}")
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from bench import resultsio
+from bench.embedding_runner import embed_with, used_weights
 from bench.embeddings import OK
 from bench.errors import BenchError
 from bench.recognizers import build_recognizer, selected_recognizers
@@ -44,7 +45,7 @@ def calibration_file(recognizer) -> str | None:
 
 def run(cfg: DictConfig) -> dict[str, Path]:
     """Calibrates every selected recognizer whose thresholds come from a calibration file."""
-    from bench.stages import embed, faces
+    from bench.stages import faces
     from bench.stages.baseline import identities_config, one_face_per_photo, read_labels
 
     chosen_one = cfg.get("choices", {}).get("recognizer")  # `recognizer=NAME` narrows it to one
@@ -64,14 +65,14 @@ def run(cfg: DictConfig) -> dict[str, Path]:
     out_dir = Path(str(cfg.calibrate.out_dir)) if cfg.calibrate.get("out_dir") else CALIBRATION_DIR
     written = {}
     for name, recognizer in targets.items():
-        table = embed.embed_with(recognizer, subset, Path(str(cfg.identities.path)).expanduser(), dataset_cfg)
+        table = embed_with(recognizer, subset, Path(str(cfg.identities.path)).expanduser(), dataset_cfg)
         bad = table[table.status != OK]
         if len(bad) == len(table):
             log.error("%s: nothing embedded (%s); no calibration written", name, bad.status.iloc[0] if len(bad) else "no faces")
             continue
         fit = fit_recognizer(table, chosen.identity.to_numpy())
         path = out_dir / calibration_file(recognizer)
-        weights = embed.used_weights(recognizer)
+        weights = used_weights(recognizer)
         resultsio.write_json({
             "recognizer": name,
             "thresholds": fit["thresholds"],

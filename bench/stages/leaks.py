@@ -1,0 +1,429 @@
+"""Stage `leaks`: does any real face survive in one cell's anonymized photos?
+
+Every available detector (conf/detector/, ensembles excluded: they are unions of the others)
+looks at each anonymized photo; their faces are merged by IoU (`found_by` keeps which
+detectors found each). Each face found is compared with the ORIGINAL photo at the same
+place: the anonymized photo is the original with face regions replaced, so the same box and
+the same five landmarks cut the same spot out of both.
+
+- unchanged: the mean absolute pixel difference inside the box (clipped to the image) is
+  below `unchanged_max_diff` gray levels (bench.anonymizer). A face that any detector still finds
+  unchanged is a leak whatever the recognizers say.
+- per recognizer (`recognizers`, those whose weights are here; the others are "n/a: ..."):
+  the anonymized and the original crop, aligned at the same landmarks, are embedded and their
+  `leaks.metric` (cosine) distance is compared with the recognizer's threshold (deepface's or
+  the calibrated one); verified as the same person = a leak. A face smaller than
+  faces.min_face_size cannot be aligned: it is checked for unchanged pixels only.
+
+Reads:  <results_dir>/<dataset>/photos.csv (faces stage: which photos are readable),
+        the cell's photos/<slug(photo)>.png and pairs.parquet (anonymize stage), the
+        original photos under dataset.path, detector and recognizer weights.
+Writes, in the cell folder (bench.cells.Cell):
+        leaks.parquet             one row per found face x check (LEAK_COLUMNS), plus one
+                                  row per readable photo that has no anonymized photo
+        metrics.json              {"leaks": per recognizer, per photo, totals, missing outputs}
+        leaks.png                 contact sheet: red box = leak, green = anonymized
+        leaks.provenance.json     detectors, recognizers, weights sha256, photo sha256
+Cache:  <results_dir>/cache/detections/<detector key>/<photo sha256>.npz (as the faces stage)
+        and the embedding cache of bench.embedding_runner, so a rerun costs little.
+A readable photo without an anonymized photo is reported (`missing_output`), never a crash.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image, ImageDraw, ImageFont
+
+from bench import resultsio
+from bench.anonymizer import unchanged_max_diff
+from bench.boxes import box_mean_abs_diff
+from bench.cells import Cell
+from bench.detectors import build_detector
+from bench.detectors.base import Detection, Detector
+from bench.detectors.ensemble import EnsembleDetector, merge_detections
+from bench.embedding_runner import embed_with, used_weights
+from bench.embeddings import OK, na
+from bench.errors import BenchError, ImageLoadError
+from bench.facetable import DetectionCache, detector_key, slug, weights_manifest
+from bench.images import load_photo
+from bench.provenance import record
+from bench.recognizers import build_recognizer, component_config, selected_recognizers
+from bench.registry import DETECTORS
+from bench.status import READABLE
+from bench.verification import pair_distances, threshold_of
+
+log = logging.getLogger(__name__)
+
+UNCHANGED = "unchanged"
+MISSING_OUTPUT = "missing_output"
+LEAK_COLUMNS = [
+    "photo", "face", "check", "x1", "y1", "x2", "y2", "found_by", "face_size", "mean_abs_diff",
+    UNCHANGED, "recognizer", "metric", "distance", "threshold", "verified", "leak", "status",
+]
+
+
+@dataclass
+class FoundFace:
+    """One face found in an anonymized photo, with the pixel comparison at its box."""
+
+    photo: str
+    face: str  # <slug(photo)>#<index>, unique in the cell
+    det: Detection
+    mean_abs_diff: float
+    unchanged: bool
+    alignable: bool
+
+
+def options(cfg: DictConfig) -> dict:
+    """The run's `leaks` block as plain values (they go into provenance)."""
+    return OmegaConf.to_container(cfg.leaks, resolve=True)
+
+
+def run(cfg: DictConfig) -> Cell:
+    """Checks one cell's anonymized photos for faces that are still real; returns the cell."""
+    cell = Cell.from_config(cfg)
+    opts = options(cfg)
+    manifest_path = cell.dataset_dir / "photos.csv"
+    if not manifest_path.is_file():
+        raise BenchError(f"{manifest_path} not found: run `python -m bench faces` for this configuration first")
+    if not cell.pairs.is_file():
+        raise BenchError(f"{cell.pairs} not found: run `python -m bench anonymize` for this cell first")
+    manifest = pd.read_csv(manifest_path, keep_default_na=False)
+    readable = sorted(manifest.photo[manifest.status.isin(READABLE)].astype(str))
+    cell_status = unavailable_cell(pd.read_parquet(cell.pairs))
+    if cell_status != OK:  # nothing was published, so nothing can leak (and nothing is "missing")
+        readable = []
+
+    detectors, unavailable = available_detectors(cfg, opts["detectors"])
+    if not detectors:
+        raise BenchError(f"no detector can run here: {unavailable}")
+    caches = {name: DetectionCache(Path(cfg.results_dir) / "cache" / "detections" /
+                                   detector_key(component_config("detector", name, cfg), det))
+              for name, det in detectors.items()}
+
+    rows, found, missing, per_photo, photo_sha = [], [], [], {}, {}
+    for photo in readable:
+        out = cell.photos / f"{slug(photo)}.png"
+        if not out.is_file():
+            missing.append(photo)
+            per_photo[photo] = {"status": MISSING_OUTPUT}
+            rows.append(photo_row(photo, MISSING_OUTPUT, f"{MISSING_OUTPUT}: the photo is readable but {out.name} was not written"))
+            continue
+        photo_sha[photo] = resultsio.sha256_file(out)
+        faces, status, errors = check_photo(cfg, opts, photo, out, photo_sha[photo], detectors, caches)
+        found += faces
+        per_photo[photo] = {"status": status, **({"detector_errors": errors} if errors else {})}
+        if status == OK:
+            rows += [unchanged_row(f, unchanged_max_diff(cfg)) for f in faces]
+        else:  # the photo could not be checked at all: a row says why
+            rows.append(photo_row(photo, "photo", status))
+
+    recognizers = {}
+    for name in selected_recognizers(cfg):
+        recognizer_rows, recognizers[name] = judge(cfg, opts, cell, name, found)
+        rows += recognizer_rows
+
+    table = leak_table(rows)
+    metrics = summarize(table, found, per_photo, missing, detectors, unavailable, recognizers,
+                        {**opts, "unchanged_max_diff": unchanged_max_diff(cfg)})
+    metrics["leaks"]["status"] = cell_status
+    resultsio.write_parquet(table, cell.leaks)
+    resultsio.write_json(metrics, cell.metrics)
+    contact_sheet(cell, readable, table, int(opts["sheet_tile"]), note="" if cell_status == OK else cell_status)
+    resultsio.write_json(record(
+        cfg, "leaks", cell=str(cell.root), options=opts,
+        detectors={name: {"weights": weights_manifest(det)} for name, det in detectors.items()},
+        detectors_unavailable=unavailable, recognizers=recognizers,
+        photos={photo: {"anonymized_sha256": sha} for photo, sha in photo_sha.items()},
+        data_manifest={"path": str(manifest_path), "sha256": resultsio.sha256_file(manifest_path)},
+        pairs={"path": str(cell.pairs), "sha256": resultsio.sha256_file(cell.pairs)},
+    ), cell.leaks_provenance)
+    report(cell, metrics["leaks"])
+    return cell
+
+
+def unavailable_cell(pairs: pd.DataFrame) -> str:
+    """"n/a: <reason>" when the anonymize stage wrote the cell as n/a (its generator cannot
+    run here: every pair's status is the reason and no photo was written), else "ok"."""
+    status = pairs["status"].astype(str) if "status" in pairs.columns else pd.Series([], dtype=str)
+    if len(status) and status.str.startswith("n/a").all():
+        return na(f"the cell is n/a ({status.iloc[0].removeprefix('n/a: ')}): no anonymized photos to check")
+    return OK
+
+
+# ---- detection ---------------------------------------------------------------------------
+
+def available_detectors(cfg: DictConfig, names=None) -> tuple[dict[str, Detector], dict[str, str]]:
+    """({name: prepared detector}, {name: why not}) over `names` (default: conf/detector/),
+    ensembles left out (recognised by their class: an ensemble only repeats its members' faces)."""
+    ready, unavailable = {}, {}
+    for name in (sorted(str(n) for n in names) if names else DETECTORS.names()):
+        try:
+            detector = build_detector(name, cfg)
+        except Exception as err:  # noqa: BLE001 - a broken config is one n/a, not a crash
+            unavailable[name] = na(f"could not build: {err}")
+            continue
+        if isinstance(detector, EnsembleDetector):
+            unavailable[name] = "not run: an ensemble of the other detectors"
+            continue
+        try:
+            detector.prepare()
+        except Exception as err:  # noqa: BLE001 - missing weights or library: n/a for this detector
+            unavailable[name] = na(str(err))
+            log.info("detector %s not available here: %s", name, err)
+            continue
+        ready[name] = detector
+    return ready, unavailable
+
+
+def detect_all(bgr: np.ndarray, sha: str, detectors: dict[str, Detector], caches: dict[str, DetectionCache]):
+    """({detector: its faces}, {detector: why it failed}) on one photo, from the cache when
+    this photo was seen before. A detector that fails here is reported; the others count."""
+    found, errors = {}, {}
+    for name, detector in detectors.items():
+        dets = caches[name].get(sha)
+        if dets is None:
+            try:
+                dets = detector.detect(bgr)
+            except Exception as err:  # noqa: BLE001 - one detector's bug must not hide the others' faces
+                errors[name] = f"{type(err).__name__}: {err}"
+                log.warning("%s failed on a photo (%s): its faces there are not counted", name, errors[name])
+                continue
+            caches[name].put(sha, dets)
+        found[name] = dets
+    return found, errors
+
+
+def check_photo(cfg, opts, photo: str, out: Path, sha: str, detectors, caches) -> tuple[list[FoundFace], str, dict]:
+    """(faces found in the anonymized photo, photo status, {detector: error}). Never raises
+    on bad input."""
+    max_pixels = int(cfg.faces.max_image_pixels)
+    try:
+        anonymized = load_photo(out, max_pixels).rgb
+        original = load_photo(Path(str(cfg.dataset.path)).expanduser() / photo, max_pixels).rgb
+    except ImageLoadError as err:
+        return [], na(f"photo unreadable: {err}"), {}
+    if anonymized.shape != original.shape:
+        return [], na(f"anonymized photo is {anonymized.shape[1]}x{anonymized.shape[0]}, "
+                      f"the original {original.shape[1]}x{original.shape[0]}: no place to compare"), {}
+    found, errors = detect_all(np.ascontiguousarray(anonymized[:, :, ::-1]), sha, detectors, caches)
+    merged = merge_detections(found, float(opts["merge_iou"]))
+    merged.sort(key=lambda d: (round(float(d.box[0]), 1), round(float(d.box[1]), 1)))
+    min_size = float(cfg.faces.min_face_size)
+    faces = []
+    for index, det in enumerate(merged):
+        diff = box_mean_abs_diff(anonymized, original, det.box)
+        faces.append(FoundFace(photo, f"{slug(photo)}#{index:03d}", det, diff,
+                               bool(diff < unchanged_max_diff(cfg)), det.size >= min_size))
+    return faces, OK, errors
+
+
+# ---- recognizers -------------------------------------------------------------------------
+
+def judge(cfg, opts, cell: Cell, name: str, faces: list[FoundFace]) -> tuple[list[dict], dict]:
+    """(rows of one recognizer, its summary): each face's anonymized crop vs the original's."""
+    recognizer = build_recognizer(name, cfg)
+    metric = str(opts["metric"])
+    threshold, why_not = threshold_of(recognizer, metric)
+    if why_not is None:
+        try:
+            used_weights(recognizer)
+        except Exception as err:  # noqa: BLE001 - missing weights or model: the recognizer is n/a
+            why_not = na(str(err))
+    summary = {"status": why_not or OK, "metric": metric, "threshold": threshold,
+               "weights": weights_manifest(recognizer)}
+    if why_not is not None:
+        return [recognizer_row(f, name, metric, threshold, np.nan, why_not) for f in faces], summary
+
+    distances = np.full(len(faces), np.nan)
+    status = [OK] * len(faces)
+    for i, face in enumerate(faces):
+        if not face.alignable:
+            status[i] = na(f"face too small to align: {face.det.size:.0f} px < faces.min_face_size="
+                           f"{cfg.faces.min_face_size} (checked for unchanged pixels only)")
+    anonymized = embed_with(recognizer, face_table(faces, lambda f: f"{slug(f.photo)}.png"), cell.photos, cfg)
+    original = embed_with(recognizer, face_table(faces, lambda f: f.photo),
+                          Path(str(cfg.dataset.path)).expanduser(), cfg)
+    for i, (a, o) in enumerate(zip(anonymized.itertuples(), original.itertuples())):
+        if status[i] != OK:
+            continue
+        if a.status != OK:
+            status[i] = na(f"anonymized face: {a.status.removeprefix('n/a: ')}")
+        elif o.status != OK:
+            status[i] = na(f"original face: {o.status.removeprefix('n/a: ')}")
+        else:
+            distances[i] = pair_distances(a.embedding[None], o.embedding[None], metric)[0]
+    rows = [recognizer_row(f, name, metric, threshold, d, s) for f, d, s in zip(faces, distances, status)]
+    compared = [s == OK for s in status]
+    reasons = {s for s, f in zip(status, faces) if s != OK and f.alignable}
+    if faces and any(f.alignable for f in faces) and not any(compared) and len(reasons) == 1:
+        summary["status"] = reasons.pop()  # e.g. the model failed to load: nothing was compared
+    return rows, summary
+
+
+def face_table(faces: list[FoundFace], photo_of) -> pd.DataFrame:
+    """The found faces as an embed_with input (landmarks of the anonymized photo's detector)."""
+    return pd.DataFrame({
+        "face_id": [f.face for f in faces],
+        "photo": [photo_of(f) for f in faces],
+        "landmarks": [np.asarray(f.det.landmarks, np.float32).reshape(-1).tolist() for f in faces],
+        "aligned": [f.alignable for f in faces],
+    }, columns=["face_id", "photo", "landmarks", "aligned"])
+
+
+# ---- rows and metrics --------------------------------------------------------------------
+
+def base_row(face: FoundFace) -> dict:
+    x1, y1, x2, y2 = (round(float(v), 2) for v in face.det.box)
+    return {"photo": face.photo, "face": face.face, "x1": x1, "y1": y1, "x2": x2, "y2": y2,
+            "found_by": ",".join(face.det.found_by), "face_size": round(face.det.size, 2),
+            "mean_abs_diff": round(face.mean_abs_diff, 4), UNCHANGED: face.unchanged}
+
+
+def unchanged_row(face: FoundFace, max_diff: float) -> dict:
+    return {**base_row(face), "check": UNCHANGED, "recognizer": "", "metric": "mean_abs_diff",
+            "distance": round(face.mean_abs_diff, 4), "threshold": max_diff,
+            "verified": face.unchanged, "leak": face.unchanged,
+            "status": OK if np.isfinite(face.mean_abs_diff) else na("the box lies outside the photo")}
+
+
+def recognizer_row(face: FoundFace, name: str, metric: str, threshold: float, distance: float, status: str) -> dict:
+    verified = bool(distance <= threshold) if status == OK else None
+    return {**base_row(face), "check": "recognizer", "recognizer": name, "metric": metric,
+            "distance": float(distance), "threshold": float(threshold), "verified": verified,
+            "leak": verified, "status": status}
+
+
+def photo_row(photo: str, check: str, status: str) -> dict:
+    """A row for a photo that has no faces to check: no output (check missing_output), or
+    an output that cannot be compared with its original (check photo)."""
+    return {"photo": photo, "face": "", "check": check, "found_by": "", "recognizer": "", "metric": "",
+            "status": status}
+
+
+def leak_table(rows: list[dict]) -> pd.DataFrame:
+    table = pd.DataFrame(rows, columns=LEAK_COLUMNS)
+    for column in ("photo", "face", "check", "found_by", "recognizer", "metric", "status"):
+        table[column] = table[column].fillna("").astype(str)
+    for column in ("x1", "y1", "x2", "y2", "face_size", "mean_abs_diff", "distance", "threshold"):
+        table[column] = table[column].astype(float)
+    for column in (UNCHANGED, "verified", "leak"):
+        table[column] = table[column].astype("boolean")
+    return table.sort_values(["photo", "face", "check", "recognizer"], kind="stable").reset_index(drop=True)
+
+
+def summarize(table, faces, per_photo, missing, detectors, unavailable, recognizers, opts) -> dict:
+    """metrics.json: {"leaks": ...}, every count an int, every key sorted when written."""
+    checked = table[table.check == "recognizer"]
+    leaking = set(table.face[table.leak.fillna(False).astype(bool)])
+    per_recognizer = {}
+    for name, info in recognizers.items():
+        mine = checked[checked.recognizer == name]
+        compared = mine[mine.status == OK]
+        per_recognizer[name] = {"leaks": int(compared.verified.astype(bool).sum()), "faces_compared": len(compared),
+                                "status": info["status"], "metric": info["metric"],
+                                "threshold": info["threshold"] if np.isfinite(info["threshold"]) else None}
+    for photo, entry in per_photo.items():
+        mine = [f for f in faces if f.photo == photo]
+        if entry["status"] != OK:
+            continue
+        photo_rows = checked[checked.photo == photo]
+        entry.update(
+            faces_found=len(mine), unchanged=sum(f.unchanged for f in mine),
+            leaking_faces=sum(f.face in leaking for f in mine),
+            per_recognizer={name: int(photo_rows[(photo_rows.recognizer == name) & (photo_rows.status == OK)]
+                                      .verified.astype(bool).sum())
+                            for name, info in recognizers.items() if info["status"] == OK},
+        )
+    return {"leaks": {
+        "faces_found": len(faces),
+        "unchanged_faces": sum(f.unchanged for f in faces),
+        "leaking_faces": len(leaking),
+        "too_small_to_embed": sum(not f.alignable for f in faces),
+        "per_recognizer": per_recognizer,
+        "per_photo": per_photo,
+        "missing_output": sorted(missing),
+        "detectors": sorted(detectors),
+        "detectors_not_run": dict(sorted(unavailable.items())),
+        "unchanged_max_diff": float(opts["unchanged_max_diff"]),  # the run's, for the reader
+    }}
+
+
+def report(cell: Cell, leaks: dict) -> None:
+    ran = {n: r["leaks"] for n, r in leaks["per_recognizer"].items() if r["status"] == OK}
+    per_recognizer = " ".join(f"{n}={k}" for n, k in ran.items()) or "(none ran)"
+    log.info("leaks %s/%s/%s-%s: %d faces found by %s, %d unchanged, leaks per recognizer: %s "
+             "(%d n/a), %d photo(s) without output -> %s",
+             cell.generator, cell.pool, cell.metric, cell.query, leaks["faces_found"],
+             "+".join(leaks["detectors"]), leaks["unchanged_faces"], per_recognizer,
+             len(leaks["per_recognizer"]) - len(ran), len(leaks["missing_output"]), cell.metrics)
+    if leaks["leaking_faces"]:
+        log.error("%d face(s) LEAK in the anonymized photos (%d unchanged; verified as the original: %s): see %s and %s",
+                  leaks["leaking_faces"], leaks["unchanged_faces"], per_recognizer, cell.leaks, cell.leak_sheet)
+    if leaks["missing_output"]:
+        log.warning("%d readable photo(s) have no anonymized photo: %s", len(leaks["missing_output"]),
+                    ", ".join(leaks["missing_output"]))
+
+
+# ---- contact sheet -----------------------------------------------------------------------
+
+RED, GREEN, GRAY = (230, 20, 20), (20, 190, 60), (200, 200, 200)
+
+
+def contact_sheet(cell: Cell, photos: list[str], table: pd.DataFrame, tile: int, note: str = "") -> Path:
+    """Every anonymized photo scaled to `tile` px wide, a red box on each leaking face and a
+    green one on the others; a gray tile for a readable photo with no output. `note` (e.g.
+    why the cell has no photos) heads the sheet."""
+    leaks = table.groupby("face").leak.apply(lambda s: bool(s.fillna(False).any())).to_dict()
+    boxes = table[table.face != ""].drop_duplicates("face")
+    font = label_font(16)
+    tiles = []
+    for photo in photos:
+        path = cell.photos / f"{slug(photo)}.png"
+        if not path.is_file():
+            img = Image.new("RGB", (tile, tile * 3 // 4), GRAY)
+            ImageDraw.Draw(img).text((10, 30), "NO ANONYMIZED PHOTO\n(missing output)", fill=RED, font=label_font(28))
+            tiles.append((photo, img, None))
+            continue
+        with Image.open(path) as src:
+            img = src.convert("RGB")
+        scale = tile / img.width
+        img = img.resize((tile, max(1, round(img.height * scale))), Image.Resampling.LANCZOS)
+        draw = ImageDraw.Draw(img)
+        mine = boxes[boxes.photo == photo]
+        for face in mine.itertuples():
+            x1, y1, x2, y2 = (v * scale for v in (face.x1, face.y1, face.x2, face.y2))
+            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2  # a tiny face still gets a visible box
+            half_w, half_h = max((x2 - x1) / 2, 4), max((y2 - y1) / 2, 4)
+            color = RED if leaks.get(face.face) else GREEN
+            draw.rectangle([cx - half_w, cy - half_h, cx + half_w, cy + half_h], outline=color,
+                           width=3 if color == RED else 2)
+        tiles.append((photo, img, sum(bool(leaks.get(f)) for f in mine.face)))
+    label_h, cols = 22, max(1, min(3, len(tiles)))
+    row_h = [max((t[1].height for t in tiles[r:r + cols]), default=0) + label_h for r in range(0, len(tiles), cols)]
+    top = label_h if note else 0
+    sheet = Image.new("RGB", (cols * tile, max(sum(row_h) + top, label_h)), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    if note:
+        draw.text((4, 2), note, fill=(0, 0, 0), font=font)
+    y = top
+    for r, start in enumerate(range(0, len(tiles), cols)):
+        for c, (photo, img, n) in enumerate(tiles[start:start + cols]):
+            label = f"{photo}: missing output" if n is None else f"{photo}: {n} leak(s)" if n else photo
+            draw.text((c * tile + 4, y + 2), label, fill=RED if n is None or n else (0, 0, 0), font=font)
+            sheet.paste(img, (c * tile, y + label_h))
+        y += row_h[r]
+    return resultsio.write_png(np.asarray(sheet), cell.leak_sheet)
+
+
+def label_font(size: int):
+    """PIL's bundled font at `size` px (Pillow >= 10.1), else its fixed small bitmap font."""
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):
+        return ImageFont.load_default()
