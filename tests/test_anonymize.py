@@ -10,6 +10,7 @@ from PIL import Image
 
 from bench.cells import Cell
 from bench.generators.base import SwapFailed
+from bench.generators.pixelate import Pixelate
 from bench.stages import anonymize, faces
 
 
@@ -41,10 +42,13 @@ def test_blur_replaces_every_face_and_accounts_for_each(sample_cfg):
         assert np.abs(result[y1:y2, x1:x2].astype(int) - original[y1:y2, x1:x2]).mean() > 5
 
 
+_pixelate = Pixelate._swap
+
+
 def fail_on_third_face(self, photo, face, target, target_face):
     if face.box[0] > 400 and face.box[0] < 600:
         raise SwapFailed("synthetic failure for the test")
-    return photo.copy()
+    return _pixelate(self, photo, face, target, target_face)
 
 
 def test_failed_swap_falls_back_and_is_reported(sample_cfg, monkeypatch):

@@ -222,7 +222,7 @@ def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: p
         image, status = cover_missed_face(image, det, cover)
         audit_status.append(status)
         rec["failures"].append(failure(photo, "", "audit", status))
-    image, found = audit_output(cfg, photo, original, image, cover, detector, auditors, audit_status, rec)
+    image, found = audit_output(cfg, photo, group, missed, original, image, cover, detector, auditors, audit_status, rec)
     resultsio.write_png(image, result_path)
     redetect(cfg, cell, photo, group, image, detector, rec, found)
     rec["photo"] = photo_row(photo, f"photos/{slug(photo)}.png", rec["pairs"], audit_status)
@@ -230,7 +230,8 @@ def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: p
     return rec
 
 
-def audit_output(cfg, photo: str, original: np.ndarray, image: np.ndarray, cover: Generator | None,
+def audit_output(cfg, photo: str, group: pd.DataFrame, missed: list[Detection], original: np.ndarray,
+                 image: np.ndarray, cover: Generator | None,
                  detector: Detector, auditors: list[Auditor], audit_status: list[str],
                  rec: dict) -> tuple[np.ndarray, list[Detection]]:
     """The last look: the inventory detector and the auditors run on the anonymized photo;
@@ -243,16 +244,25 @@ def audit_output(cfg, photo: str, original: np.ndarray, image: np.ndarray, cover
         (the final image, the inventory detector's faces on it: the re-detection's input).
     """
     min_iou, max_diff = float(cfg.anonymize.redetect_iou), unchanged_max_diff(cfg)
+    # faces already counted as left real (a failed swap with no fallback) are not counted twice
+    known_real = [np.array([row.x1, row.y1, row.x2, row.y2], np.float32)
+                  for row, pair in zip(group.itertuples(), rec["pairs"]) if is_left_real(pair["status"])]
+    known_real += [np.asarray(det.box, np.float32) for det, status in zip(missed, audit_status) if is_left_real(status)]
     found = detector.detect(np.ascontiguousarray(image[:, :, ::-1]))
     for _ in range(int(cfg.anonymize.output_audit_rounds)):
         bgr = np.ascontiguousarray(image[:, :, ::-1])
         candidates = {detector.name: found, **{a.name: a.detector.detect(bgr) for a in auditors}}
         new = [d for d in merge_detections(candidates, min_iou)
-               if box_mean_abs_diff(image, original, d.box) < max_diff]
+               if box_mean_abs_diff(image, original, d.box) < max_diff
+               and not (known_real and iou_matrix(d.box[None], np.array(known_real)).max() >= min_iou)]
         if not new:
             break
         for det in new:
             image, status = cover_missed_face(image, det, cover, where="in the anonymized photo")
+            if not is_left_real(status) and box_mean_abs_diff(image, original, det.box) < max_diff:
+                status = f"{LEFT_REAL}: {status} left its pixels unchanged"
+            if is_left_real(status):
+                known_real.append(np.asarray(det.box, np.float32))
             audit_status.append(status)
             rec["failures"].append(failure(photo, "", "audit", status))
         found = detector.detect(np.ascontiguousarray(image[:, :, ::-1]))
