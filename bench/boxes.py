@@ -39,3 +39,16 @@ def box_mean_abs_diff(a: np.ndarray, b: np.ndarray, box) -> float:
     if x2 <= x1 or y2 <= y1:
         return float("nan")
     return float(np.abs(a[y1:y2, x1:x2].astype(np.int16) - b[y1:y2, x1:x2]).mean())
+
+
+def box_changed_fraction(a: np.ndarray, b: np.ndarray, box, tolerance: int = 2) -> float:
+    """The fraction of `box`'s pixels (clipped to the image) where two same-size images
+    differ by more than `tolerance` gray levels in some channel; NaN when nothing of the
+    box is inside."""
+    height, width = a.shape[:2]
+    x1, y1 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
+    x2, y2 = min(width, int(np.ceil(box[2]))), min(height, int(np.ceil(box[3])))
+    if x2 <= x1 or y2 <= y1:
+        return float("nan")
+    diff = np.abs(a[y1:y2, x1:x2].astype(np.int16) - b[y1:y2, x1:x2])
+    return float((diff.reshape(y2 - y1, x2 - x1, -1).max(axis=2) > tolerance).mean())

@@ -68,7 +68,7 @@ def test_border_tiny_profile_and_missed_faces_are_all_covered(cfg_factory, scene
     monkeypatch.setattr("bench.detectors.yunet.YunetDetector._load", lambda self: None)
     monkeypatch.setattr("bench.detectors.yunet.YunetDetector._detect", _stub(boxes, list(boxes)))
     overrides = ("dataset=folder", f"dataset.path={folder}", "dataset.name=scene", "detector=dlib_hog",
-                 "generator=blur", "anonymize.audit_detectors=[yunet]")
+                 "generator=blur", "anonymize.audit_detectors=[yunet]", "anonymize.audit_rotations=[]")
     cfg = cfg_factory(*overrides)
     faces.run(cfg)
     inventory = pd.read_parquet(faces.outputs(cfg).faces)
@@ -83,7 +83,7 @@ def test_border_tiny_profile_and_missed_faces_are_all_covered(cfg_factory, scene
     assert photos.loc[0, "faces"] == 3 and photos.loc[0, "audit_found"] == 1
     assert photos.loc[0, "audit_covered"] == 1 and photos.loc[0, "left_real"] == 0
     # and the leak check (the stubbed detector finds all four faces in the output) finds none
-    leaks.run(cfg_factory(*overrides, "leaks.detectors=[yunet]", "recognizers=[dlib]"))
+    leaks.run(cfg_factory(*overrides, "leaks.detectors=[yunet]", "leaks.rotations=[]", "recognizers=[dlib]"))
     metrics = json.loads(cell.metrics.read_text())["leaks"]
     assert metrics["faces_found"] == 4 and metrics["unchanged_faces"] == 0
     assert metrics["per_recognizer"]["dlib"]["leaks"] == 0
@@ -96,7 +96,7 @@ def test_photo_where_the_inventory_finds_nothing_is_audited_and_covered(cfg_fact
     monkeypatch.setattr("bench.detectors.yunet.YunetDetector._load", lambda self: None)
     monkeypatch.setattr("bench.detectors.yunet.YunetDetector._detect", _stub(boxes, list(boxes)))
     cfg = cfg_factory("dataset=folder", f"dataset.path={folder}", "dataset.name=masked", "detector=dlib_hog",
-                      "generator=faceswap", "anonymize.audit_detectors=[yunet]")
+                      "generator=faceswap", "anonymize.audit_detectors=[yunet]", "anonymize.audit_rotations=[]")
     faces.run(cfg)
     assert len(pd.read_parquet(faces.outputs(cfg).faces)) == 0
     cell = anonymize.run(cfg)  # no face in the inventory: no targets needed, the audit still runs
@@ -123,7 +123,7 @@ def test_face_that_turns_up_only_in_the_anonymized_photo_is_covered(cfg_factory,
     monkeypatch.setattr("bench.detectors.yunet.YunetDetector._load", lambda self: None)
     monkeypatch.setattr("bench.detectors.yunet.YunetDetector._detect", flaky)
     cfg = cfg_factory("dataset=folder", f"dataset.path={folder}", "dataset.name=flaky", "detector=dlib_hog",
-                      "generator=blur", "anonymize.audit_detectors=[yunet]")
+                      "generator=blur", "anonymize.audit_detectors=[yunet]", "anonymize.audit_rotations=[]")
     faces.run(cfg)
     cell = anonymize.run(cfg)
     failures = pd.read_csv(cell.failures, keep_default_na=False)
@@ -134,3 +134,24 @@ def test_face_that_turns_up_only_in_the_anonymized_photo_is_covered(cfg_factory,
     result = np.asarray(Image.open(cell.root / photos.result.iloc[0])).astype(int)
     x1, y1, x2, y2 = (int(v) for v in boxes["missed"])
     assert np.abs(result[y1:y2, x1:x2] - original[y1:y2, x1:x2].astype(int)).mean() > 3
+
+
+@pytest.mark.shared
+def test_upside_down_faces_are_found_by_the_turned_audit_and_covered(cfg_factory, shared, tmp_path):
+    shared("weights", "face_detection_yunet_2026may.onnx")
+    folder = tmp_path / "turned"
+    folder.mkdir()
+    t1 = _t1()
+    Image.fromarray(np.ascontiguousarray(t1[::-1, ::-1])).save(folder / "upside_down.png")  # no EXIF to undo it
+    cfg = cfg_factory("dataset=folder", f"dataset.path={folder}", "dataset.name=turned", "detector=dlib_hog",
+                      "generator=blur", "anonymize.audit_detectors=[yunet]")
+    faces.run(cfg)
+    assert len(pd.read_parquet(faces.outputs(cfg).faces)) < 6  # the upright detector misses them
+    cell = anonymize.run(cfg)
+    photos = pd.read_csv(cell.photo_table, keep_default_na=False)
+    assert photos.loc[0, "faces"] + photos.loc[0, "audit_covered"] >= 6 and photos.loc[0, "left_real"] == 0
+    result = np.asarray(Image.open(cell.root / photos.result.iloc[0])).astype(int)
+    h, w = t1.shape[:2]
+    for x1, y1, x2, y2 in [(67, 283, 176, 391), (870, 67, 1000, 197)]:  # two of t1's faces, turned
+        region = (slice(h - y2, h - y1), slice(w - x2, w - x1))
+        assert np.abs(result[region] - t1[::-1, ::-1][region].astype(int)).mean() > 5

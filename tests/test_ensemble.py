@@ -60,3 +60,24 @@ def test_faces_stage_records_which_members_found_each_face(cfg_factory):
     table = pd.read_parquet(out.faces)
     assert len(table) >= 6 and (table.found_by.str.len() > 0).all()
     assert (table.detector == "ensemble").all()
+
+
+def test_a_tight_box_inside_a_loose_one_is_the_same_face_but_a_tiny_one_is_not():
+    loose = det(0, 0, 100, 120)
+    tight = det(20, 30, 80, 100)  # IoU 0.35, fully inside, area ratio 2.9
+    tiny = det(40, 40, 55, 55)  # inside, but 53x smaller: a face of its own
+    merged = merge_detections({"a": [loose], "b": [tight, tiny]}, 0.4)
+    assert len(merged) == 2 and merged[0].found_by == ("a", "b") and merged[1].found_by == ("b",)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_a_face_found_on_the_turned_photo_maps_back_onto_the_original(k):
+    from bench.detectors import rotate_detection
+
+    height, width = 60, 100
+    marked = np.zeros((height, width), np.uint8)
+    marked[15, 20] = 1  # the pixel whose top-left corner is (20, 15)
+    y, x = np.argwhere(np.rot90(marked, k))[0]
+    found = Detection(np.array([x, y, x + 1, y + 1], np.float32), 1.0, np.full((5, 2), 0.5, np.float32) + [x, y])
+    back = rotate_detection(found, k, width, height)
+    assert back.box.tolist() == [20, 15, 21, 16] and np.allclose(back.landmarks, [20.5, 15.5])

@@ -81,7 +81,9 @@ def test_chunking_does_not_change_values():
     whole = SPACES.build("ssim").distances(pool[:2], pool)
     space = SPACES.build("ssim")
     space.chunk = 4
-    np.testing.assert_allclose(space.distances(pool[:2], pool), whole, atol=1e-6)
+    # torchmetrics' SSIM runs in float32; a different batch size changes the summation
+    # order (seen: 1.4e-6 apart), far below any difference a query could act on
+    np.testing.assert_allclose(space.distances(pool[:2], pool), whole, atol=1e-5)
 
 
 def test_embedding_space_is_deepface_distance():

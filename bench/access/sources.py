@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from bench.datasets import dataset_root
 from bench import resultsio
 from bench.access.generate import FaceSample, generate_platform
 from bench.access.layout import PlatformLayout
@@ -229,7 +230,6 @@ def from_identities(cfg: DictConfig, sources: Sources, labels_path: Path) -> Bui
     if not {"path", "identity"} <= set(labels.columns):
         raise BenchError(f"{labels_path} needs the columns path,identity")
     root = labels_path.parent
-    rng = np.random.default_rng([int(cfg.platform.seed), 3])
     found: dict[str, list[tuple]] = {}
     for row in labels.sort_values(["identity", "path"]).itertuples():
         path = root / row.path
@@ -267,7 +267,7 @@ def from_identities(cfg: DictConfig, sources: Sources, labels_path: Path) -> Bui
 
 
 def from_file(cfg: DictConfig, sources: Sources) -> Built:
-    pf = load_platform(Path(str(cfg.platform.file)).expanduser(), image_root=Path(str(cfg.dataset.path)))
+    pf = load_platform(Path(str(cfg.platform.file)).expanduser(), image_root=dataset_root(cfg.dataset))
     platform = pf.platform
     rng = np.random.default_rng([int(cfg.platform.seed), 4])
     items, targets = [], []

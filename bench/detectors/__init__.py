@@ -19,3 +19,51 @@ def build_detector(name: str, cfg: DictConfig):
     from bench.registry import DETECTORS
 
     return DETECTORS.build(OmegaConf.create(component_config("detector", str(name), cfg)), name=str(name))
+
+
+def rotate_detection(det, k: int, width: int, height: int):
+    """A Detection found on `np.rot90(image, k)` mapped back onto `image` (width x height).
+
+    np.rot90 turns counter-clockwise; a point (x', y') of the turned image is, in the
+    original, k=1: (W - y', x'); k=2: (W - x', H - y'); k=3: (y', H - x'). The box is the
+    bounds of its mapped corners. Landmarks are mapped point by point (their image-left /
+    image-right order holds for the turned image, not necessarily for the original).
+    """
+    import numpy as np
+
+    from bench.detectors.base import Detection
+
+    def back(points):
+        x, y = points[:, 0], points[:, 1]
+        if k % 4 == 1:
+            return np.stack([width - y, x], axis=1)
+        if k % 4 == 2:
+            return np.stack([width - x, height - y], axis=1)
+        if k % 4 == 3:
+            return np.stack([y, height - x], axis=1)
+        return points
+
+    box = np.asarray(det.box, np.float32)
+    corners = back(np.array([[box[0], box[1]], [box[2], box[3]]], np.float32))
+    new_box = np.array([corners[:, 0].min(), corners[:, 1].min(), corners[:, 0].max(), corners[:, 1].max()], np.float32)
+    return Detection(new_box, float(det.score), back(np.asarray(det.landmarks, np.float32)).astype(np.float32), det.found_by)
+
+
+def detect_turned(detector, bgr, rotations, merge_iou: float) -> list:
+    """The detector's faces on `bgr` upright and turned by each of `rotations` (degrees,
+    multiples of 90: faces upside down or sideways, which upright detectors miss), mapped
+    back and merged (bench.detectors.ensemble.merge_detections); `found_by` names the turn,
+    e.g. "yunet@180"."""
+    import numpy as np
+
+    from bench.detectors.ensemble import merge_detections
+
+    height, width = bgr.shape[:2]
+    found = {detector.name: detector.detect(bgr)}
+    for degrees in rotations or []:
+        k = int(degrees) // 90 % 4
+        if k == 0:
+            continue
+        turned = detector.detect(np.ascontiguousarray(np.rot90(bgr, k)))
+        found[f"{detector.name}@{int(degrees)}"] = [rotate_detection(d, k, width, height) for d in turned]
+    return merge_detections(found, merge_iou)

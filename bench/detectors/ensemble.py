@@ -22,12 +22,33 @@ from bench.errors import BenchError, WeightsNotFound
 log = logging.getLogger(__name__)
 
 
+def same_face(a: np.ndarray, b: np.ndarray, merge_iou: float, containment: float = 0.8,
+              max_area_ratio: float = 4.0) -> np.ndarray:
+    """(N, M) bool: box a[i] and box b[j] show one face. Either their IoU is at least
+    `merge_iou`, or the smaller lies mostly inside the larger (intersection over the smaller
+    area >= `containment`) and is not tiny beside it (area ratio <= `max_area_ratio`):
+    detectors draw boxes of different tightness, and at high resolution a tight box inside
+    a loose one has a low IoU. A small box inside a much larger one stays a face of its own
+    (a real face inside a false detection must not disappear)."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    iou = iou_matrix(a, b)
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    small = np.minimum(area_a[:, None], area_b[None, :])
+    large = np.maximum(area_a[:, None], area_b[None, :])
+    inter = iou * (area_a[:, None] + area_b[None, :]) / (1.0 + iou)
+    contained = (inter >= containment * small) & (large <= max_area_ratio * np.maximum(small, 1e-9))
+    return (iou >= merge_iou) | contained
+
+
 def merge_detections(found: dict[str, list[Detection]], merge_iou: float) -> list[Detection]:
     """Union of several detectors' faces on one photo.
 
     Args:
         found: member name -> its detections, in priority order (dicts keep insertion order).
-        merge_iou: two boxes are one face when their IoU is at least this.
+        merge_iou: two boxes are one face when their IoU is at least this (or one holds
+            the other: see `same_face`).
 
     Returns:
         One Detection per distinct face: the highest-priority member's box, score and
@@ -39,12 +60,14 @@ def merge_detections(found: dict[str, list[Detection]], merge_iou: float) -> lis
             continue
         boxes = np.array([d.box for d in dets], np.float32).reshape(-1, 4)
         if merged:
-            overlap = iou_matrix(boxes, np.array([m.box for m in merged], np.float32))
+            known = np.array([m.box for m in merged], np.float32)
+            overlap = iou_matrix(boxes, known)
+            match = same_face(boxes, known, merge_iou)
         else:
-            overlap = np.zeros((len(dets), 0))
+            overlap = match = np.zeros((len(dets), 0))
         for i, det in enumerate(dets):
-            j = int(overlap[i].argmax()) if overlap.shape[1] else -1
-            if j >= 0 and overlap[i, j] >= merge_iou:
+            j = int(np.where(match[i], overlap[i] + 1.0, -1.0).argmax()) if match.shape[1] else -1
+            if j >= 0 and match[i, j]:
                 if name not in merged[j].found_by:
                     keep = merged[j]
                     merged[j] = Detection(keep.box, keep.score, keep.landmarks, tuple(sorted({*keep.found_by, name})))

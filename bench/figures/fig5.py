@@ -19,6 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
+from bench.datasets import dataset_root
 from bench import resultsio
 
 
@@ -49,7 +50,7 @@ def pool_distribution(cfg: DictConfig) -> PoolDistribution:
     space = SPACES.build("embedding")
     faces = read_faces(Path(cfg.results_dir) / str(cfg.dataset.name) / "faces.parquet")
     sources = compute_features(faces, Path(cfg.results_dir) / str(cfg.dataset.name),
-                               Path(str(cfg.dataset.path)), ["embedding"], cfg)
+                               dataset_root(cfg.dataset), ["embedding"], cfg)
     d = all_distances(space, sources, pool_feats, manifold.aligned.to_numpy(bool))
     finite = d[np.isfinite(d)]
     reason = ""

@@ -33,10 +33,11 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from bench.datasets import dataset_root
 from bench import resultsio
-from bench.boxes import box_mean_abs_diff, greedy_match, iou_matrix
+from bench.boxes import box_changed_fraction, box_mean_abs_diff, greedy_match, iou_matrix
 from bench.cells import Cell
-from bench.detectors import build_detector
+from bench.detectors import build_detector, detect_turned
 from bench.detectors.ensemble import merge_detections
 from bench.detectors.base import Detection, Detector
 from bench.errors import BenchError, ImageLoadError
@@ -125,17 +126,20 @@ def read_targets(cell: Cell, generator: Generator | None, faces: pd.DataFrame | 
 
 
 class Auditor:
-    """A detector that looks for faces the inventory missed, with its own detection cache
-    (per photo content, shared by every cell)."""
+    """A detector that looks for faces the inventory missed, on the photo upright and turned
+    by `rotations` (faces upside down or sideways), with its own detection cache (per photo
+    content, shared by every cell)."""
 
-    def __init__(self, detector: Detector, cache: DetectionCache):
+    def __init__(self, detector: Detector, cache: DetectionCache, rotations=(), merge_iou: float = 0.4):
         self.detector, self.cache = detector, cache
+        self.rotations, self.merge_iou = [int(r) for r in rotations], float(merge_iou)
         self.name = detector.name
 
     def detect(self, image: np.ndarray, sha: str) -> list[Detection]:
         found = self.cache.get(sha)
         if found is None:
-            found = self.detector.detect(np.ascontiguousarray(image[:, :, ::-1]))
+            found = detect_turned(self.detector, np.ascontiguousarray(image[:, :, ::-1]), self.rotations,
+                                  self.merge_iou)
             self.cache.put(sha, found)
         return found
 
@@ -151,8 +155,10 @@ def build_auditors(cfg: DictConfig) -> list[Auditor]:
             log.warning("audit detector %s not available (%s): faces that %s missed cannot be found by it",
                         name, err, cfg.choices.detector)
             continue
-        key = detector_key(OmegaConf.create({"audit": str(name)}), detector)
-        auditors.append(Auditor(detector, DetectionCache(Path(cfg.results_dir) / "cache" / "detections" / key)))
+        rotations = [int(r) for r in cfg.anonymize.audit_rotations or []]
+        key = detector_key(OmegaConf.create({"audit": str(name), "rotations": rotations}), detector)
+        auditors.append(Auditor(detector, DetectionCache(Path(cfg.results_dir) / "cache" / "detections" / key),
+                                rotations, float(cfg.anonymize.redetect_iou)))
     return auditors
 
 
@@ -196,7 +202,7 @@ def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: p
         if rec.get("key") == key:
             return rec
     rec = {"key": key, "pairs": [], "faces": [], "failures": []}
-    path = Path(str(cfg.dataset.path)) / photo
+    path = dataset_root(cfg.dataset) / photo
     try:
         original = image = load_photo(path, int(cfg.faces.max_image_pixels)).rgb
     except ImageLoadError as err:  # the faces stage read it, so this is a changed file
@@ -244,6 +250,9 @@ def audit_output(cfg, photo: str, group: pd.DataFrame, missed: list[Detection], 
         (the final image, the inventory detector's faces on it: the re-detection's input).
     """
     min_iou, max_diff = float(cfg.anonymize.redetect_iou), unchanged_max_diff(cfg)
+    min_fraction = float(cfg.anonymize.min_changed_fraction)
+    swapped = np.array([[row.x1, row.y1, row.x2, row.y2] for row, pair in zip(group.itertuples(), rec["pairs"])
+                        if pair["status"] == SWAPPED], np.float32).reshape(-1, 4)
     # faces already counted as left real (a failed swap with no fallback) are not counted twice
     known_real = [np.array([row.x1, row.y1, row.x2, row.y2], np.float32)
                   for row, pair in zip(group.itertuples(), rec["pairs"]) if is_left_real(pair["status"])]
@@ -253,7 +262,7 @@ def audit_output(cfg, photo: str, group: pd.DataFrame, missed: list[Detection], 
         bgr = np.ascontiguousarray(image[:, :, ::-1])
         candidates = {detector.name: found, **{a.name: a.detector.detect(bgr) for a in auditors}}
         new = [d for d in merge_detections(candidates, min_iou)
-               if box_mean_abs_diff(image, original, d.box) < max_diff
+               if not_covered(d.box, image, original, swapped, max_diff, min_fraction, min_iou)
                and not (known_real and iou_matrix(d.box[None], np.array(known_real)).max() >= min_iou)]
         if not new:
             break
@@ -267,6 +276,19 @@ def audit_output(cfg, photo: str, group: pd.DataFrame, missed: list[Detection], 
             rec["failures"].append(failure(photo, "", "audit", status))
         found = detector.detect(np.ascontiguousarray(image[:, :, ::-1]))
     return image, found
+
+
+def not_covered(box, image: np.ndarray, original: np.ndarray, swapped: np.ndarray, max_diff: float,
+                min_fraction: float, min_iou: float) -> bool:
+    """Whether a face found in the anonymized photo still needs covering: its pixels are
+    unchanged (mean difference below `max_diff`), or it is not a swapped face and less than
+    `min_fraction` of its pixels changed (an obfuscation that covered only part of it, e.g.
+    a box drawn too small by the detector that found it)."""
+    if box_mean_abs_diff(image, original, box) < max_diff:
+        return True
+    if len(swapped) and iou_matrix(np.asarray(box)[None], swapped).max() >= min_iou:
+        return False  # a swapped face: the leak check judges it, an obfuscation would undo it
+    return box_changed_fraction(image, original, box) < min_fraction
 
 
 def photo_row(photo: str, result: str, pairs: list[dict], audit_status: list[str], status: str | None = None) -> dict:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig
 
+from bench.datasets import dataset_root
 from bench import resultsio
 # The embedding code lives in bench.embedding_runner (stages share code through library
 # modules, never through each other); re-exported here because it is this stage's public API.
@@ -45,7 +46,7 @@ def run(cfg: DictConfig) -> Path:
     if not faces_path.is_file():
         raise BenchError(f"{faces_path} not found: run `python -m bench faces dataset={cfg.dataset.name}` first")
     faces = pd.read_parquet(faces_path)
-    photo_root = Path(str(cfg.dataset.path)).expanduser()
+    photo_root = dataset_root(cfg.dataset)
     out = outputs(cfg)
     summary = {}
     for name in selected_recognizers(cfg):

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
+from bench.datasets import dataset_root
 from bench import resultsio
 from bench.cells import Cell
 from bench.embedding_runner import embed_with
@@ -213,7 +214,7 @@ def run(cfg: DictConfig) -> Path:
     pairs = pd.read_parquet(cell.pairs)
     dirs = default_embedding_dirs(cell.results_dir, cell.dataset, cell.pairs, cell.pool)
     face_sets = {
-        dirs.source: (subset(cell.dataset_dir / "faces.parquet", pairs.source_face), Path(str(cfg.dataset.path))),
+        dirs.source: (subset(cell.dataset_dir / "faces.parquet", pairs.source_face), dataset_root(cfg.dataset)),
         dirs.target: target_faces(cfg, pairs),
         dirs.result: (subset(cell.faces, pairs.result_face), cell.root),
     }

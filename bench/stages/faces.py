@@ -86,6 +86,8 @@ def run(cfg: DictConfig) -> FacesOutputs:
     if faces_df.face_id.duplicated().any():
         raise RuntimeError("two faces got the same face_id: bench.facetable.slug is not unique (a bug)")
     photos_df = pd.DataFrame(photo_rows, columns=PHOTO_COLUMNS).sort_values("photo", kind="stable")
+    # whole numbers stay whole where unreadable or skipped rows leave them empty
+    photos_df = photos_df.astype({"width": "Int64", "height": "Int64", "n_faces": "Int64"})
     remove_stale_crops(out.crops, set(faces_df.crop[faces_df.aligned].map(lambda c: Path(c).name)))
     resultsio.write_parquet(faces_df, out.faces)
     resultsio.write_csv(photos_df, out.photos)

@@ -39,11 +39,12 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image, ImageDraw, ImageFont
 
+from bench.datasets import dataset_root
 from bench import resultsio
 from bench.anonymizer import unchanged_max_diff
 from bench.boxes import box_mean_abs_diff
 from bench.cells import Cell
-from bench.detectors import build_detector
+from bench.detectors import build_detector, detect_turned
 from bench.detectors.base import Detection, Detector
 from bench.detectors.ensemble import EnsembleDetector, merge_detections
 from bench.embedding_runner import embed_with, used_weights
@@ -102,8 +103,10 @@ def run(cfg: DictConfig) -> Cell:
     detectors, unavailable = available_detectors(cfg, opts["detectors"])
     if not detectors:
         raise BenchError(f"no detector can run here: {unavailable}")
+    rotations = [int(r) for r in opts["rotations"] or []]
     caches = {name: DetectionCache(Path(cfg.results_dir) / "cache" / "detections" /
-                                   detector_key(component_config("detector", name, cfg), det))
+                                   detector_key({"detector": component_config("detector", name, cfg),
+                                                 "rotations": rotations}, det))
               for name, det in detectors.items()}
 
     rows, found, missing, per_photo, photo_sha = [], [], [], {}, {}
@@ -115,7 +118,7 @@ def run(cfg: DictConfig) -> Cell:
             rows.append(photo_row(photo, MISSING_OUTPUT, f"{MISSING_OUTPUT}: the photo is readable but {out.name} was not written"))
             continue
         photo_sha[photo] = resultsio.sha256_file(out)
-        faces, status, errors = check_photo(cfg, opts, photo, out, photo_sha[photo], detectors, caches)
+        faces, status, errors = check_photo(cfg, opts, photo, out, photo_sha[photo], detectors, caches, rotations)
         found += faces
         per_photo[photo] = {"status": status, **({"detector_errors": errors} if errors else {})}
         if status == OK:
@@ -181,15 +184,17 @@ def available_detectors(cfg: DictConfig, names=None) -> tuple[dict[str, Detector
     return ready, unavailable
 
 
-def detect_all(bgr: np.ndarray, sha: str, detectors: dict[str, Detector], caches: dict[str, DetectionCache]):
-    """({detector: its faces}, {detector: why it failed}) on one photo, from the cache when
-    this photo was seen before. A detector that fails here is reported; the others count."""
+def detect_all(bgr: np.ndarray, sha: str, detectors: dict[str, Detector], caches: dict[str, DetectionCache],
+               rotations=(), merge_iou: float = 0.4):
+    """({detector: its faces}, {detector: why it failed}) on one photo, upright and turned by
+    `rotations` (bench.detectors.detect_turned), from the cache when this photo was seen
+    before. A detector that fails here is reported; the others count."""
     found, errors = {}, {}
     for name, detector in detectors.items():
         dets = caches[name].get(sha)
         if dets is None:
             try:
-                dets = detector.detect(bgr)
+                dets = detect_turned(detector, bgr, rotations, merge_iou)
             except Exception as err:  # noqa: BLE001 - one detector's bug must not hide the others' faces
                 errors[name] = f"{type(err).__name__}: {err}"
                 log.warning("%s failed on a photo (%s): its faces there are not counted", name, errors[name])
@@ -199,19 +204,21 @@ def detect_all(bgr: np.ndarray, sha: str, detectors: dict[str, Detector], caches
     return found, errors
 
 
-def check_photo(cfg, opts, photo: str, out: Path, sha: str, detectors, caches) -> tuple[list[FoundFace], str, dict]:
+def check_photo(cfg, opts, photo: str, out: Path, sha: str, detectors, caches,
+                rotations=()) -> tuple[list[FoundFace], str, dict]:
     """(faces found in the anonymized photo, photo status, {detector: error}). Never raises
     on bad input."""
     max_pixels = int(cfg.faces.max_image_pixels)
     try:
         anonymized = load_photo(out, max_pixels).rgb
-        original = load_photo(Path(str(cfg.dataset.path)).expanduser() / photo, max_pixels).rgb
+        original = load_photo(dataset_root(cfg.dataset) / photo, max_pixels).rgb
     except ImageLoadError as err:
         return [], na(f"photo unreadable: {err}"), {}
     if anonymized.shape != original.shape:
         return [], na(f"anonymized photo is {anonymized.shape[1]}x{anonymized.shape[0]}, "
                       f"the original {original.shape[1]}x{original.shape[0]}: no place to compare"), {}
-    found, errors = detect_all(np.ascontiguousarray(anonymized[:, :, ::-1]), sha, detectors, caches)
+    found, errors = detect_all(np.ascontiguousarray(anonymized[:, :, ::-1]), sha, detectors, caches, rotations,
+                               float(opts["merge_iou"]))
     merged = merge_detections(found, float(opts["merge_iou"]))
     merged.sort(key=lambda d: (round(float(d.box[0]), 1), round(float(d.box[1]), 1)))
     min_size = float(cfg.faces.min_face_size)
@@ -248,7 +255,7 @@ def judge(cfg, opts, cell: Cell, name: str, faces: list[FoundFace]) -> tuple[lis
                            f"{cfg.faces.min_face_size} (checked for unchanged pixels only)")
     anonymized = embed_with(recognizer, face_table(faces, lambda f: f"{slug(f.photo)}.png"), cell.photos, cfg)
     original = embed_with(recognizer, face_table(faces, lambda f: f.photo),
-                          Path(str(cfg.dataset.path)).expanduser(), cfg)
+                          dataset_root(cfg.dataset), cfg)
     for i, (a, o) in enumerate(zip(anonymized.itertuples(), original.itertuples())):
         if status[i] != OK:
             continue

@@ -31,6 +31,8 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image
 
+from bench.datasets import dataset_root
+from bench.images import load_photo
 from bench import resultsio
 from bench.align import align_face
 from bench.facetable import slug
@@ -111,7 +113,7 @@ def measure_pairs(cfg: DictConfig, cell: Cell, pairs: pd.DataFrame, sources: pd.
     for name, values in pixel_measures(src_crops, res_crops).items():
         table[name] = values.astype(np.float64).round(6)
     table["embedding_distance"] = cosine_distances(
-        compute_features(src, cell.dataset_dir, Path(str(cfg.dataset.path)), ["embedding"], cfg),
+        compute_features(src, cell.dataset_dir, dataset_root(cfg.dataset), ["embedding"], cfg),
         compute_features(at_source, cell.root, cell.root, ["embedding"], cfg))
     table = table.join(utility(cfg, cell, src, done), on="source_face")
     return table[PAIR_COLUMNS], src_crops, res_crops
@@ -133,7 +135,7 @@ def utility(cfg: DictConfig, cell: Cell, src: pd.DataFrame, done: pd.DataFrame) 
     out["landmark_nme"] = [round(landmark_nme(a, b), 6) for a, b in zip(rows.landmarks, res.landmarks)]
     out["pose_difference_deg"] = [round(pose_difference(np.asarray(a), np.asarray(b), s), 4)
                                   for a, b, s in zip(rows.landmarks, res.landmarks, size)]
-    f_src = compute_features(rows, cell.dataset_dir, Path(str(cfg.dataset.path)), ["agegender"], cfg)
+    f_src = compute_features(rows, cell.dataset_dir, dataset_root(cfg.dataset), ["agegender"], cfg)
     f_res = compute_features(res, cell.root, cell.root, ["agegender"], cfg)
     out["age_difference"], out["gender_agrees"] = age_gender_agreement(f_src, f_res)
     return out
@@ -152,8 +154,8 @@ def photo_sizes(cfg: DictConfig, faces: pd.DataFrame) -> list[tuple[int, int]]:
     """(height, width) of each face's photo, for the PnP camera."""
     sizes = {}
     for photo in faces.photo.unique():
-        with Image.open(Path(str(cfg.dataset.path)) / photo) as img:
-            sizes[photo] = (img.height, img.width)
+        # as the faces stage saw it: EXIF orientation applied (width and height swap for 6 and 8)
+        sizes[photo] = load_photo(dataset_root(cfg.dataset) / photo).rgb.shape[:2]
     return [sizes[p] for p in faces.photo]
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
+from bench.datasets import dataset_root
 from bench import resultsio
 from bench.cells import Cell
 from bench.errors import BenchError
@@ -71,7 +72,7 @@ def run(cfg: DictConfig) -> Path:
     faces = read_faces(dataset_dir / "faces.parquet")
 
     kinds = [space.feature] + (["agegender"] if query.same_age_gender else [])
-    sources = compute_features(faces, dataset_dir, Path(str(cfg.dataset.path)), kinds, cfg)
+    sources = compute_features(faces, dataset_dir, dataset_root(cfg.dataset), kinds, cfg)
     distances = all_distances(space, sources, pool_feats, pool_faces.aligned.to_numpy(bool))
     features_s = time.perf_counter() - started
 

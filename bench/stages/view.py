@@ -25,10 +25,9 @@ from bench.access.storage import Storage
 from bench.access.targets import build_faker
 from bench.errors import BenchError
 from bench.recognizers import build_recognizer
-from bench.stages.platform import build_access, matcher_for, photo_reader, workload
+from bench.access.session import build_access, matcher_for, photo_reader, workload
 
 log = logging.getLogger(__name__)
-from bench.access.session import build_access, matcher_for, photo_reader, workload  # noqa: E402
 
 
 def run(cfg: DictConfig):
