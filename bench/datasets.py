@@ -89,7 +89,7 @@ def _walk(root: Path):
             elif name.startswith("."):
                 yield PhotoRef(photo, path, "skipped: hidden file (its name starts with '.')")
             elif path.is_symlink() and not path.exists():
-                yield PhotoRef(photo, path, f"skipped: broken symbolic link to {os.readlink(path)}")
+                yield PhotoRef(photo, path, f"skipped: broken symbolic link (or a link loop) to {os.readlink(path)}")
             elif path.is_file():
                 yield PhotoRef(photo, path)
             else:

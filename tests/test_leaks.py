@@ -151,3 +151,16 @@ def test_cell_of_a_generator_that_cannot_run_is_na_not_missing(make_cfg):
     metrics, table = read(cell)
     assert metrics["status"].startswith("n/a: the cell is n/a") and metrics["missing_output"] == []
     assert metrics["faces_found"] == 0 and table.empty and cell.leak_sheet.is_file()
+
+
+def test_a_face_found_only_on_turned_photos_needs_two_detectors():
+    from bench.detectors.base import Detection
+
+    def det(x, found_by):
+        return Detection(np.array([x, 0, x + 20, 20], np.float32), 0.9, np.zeros((5, 2), np.float32), found_by)
+
+    found = {"a": [det(0, ("a",)), det(100, ("a@180",)), det(200, ("a@90",))],
+             "b": [det(100, ("b@180",)), det(300, ("b", "b@90"))]}
+    merged = leaks.merge_detections(leaks.split_turned(found), 0.4)
+    kept = sorted(int(d.box[0]) for d in merged if leaks.counts(d, 2))
+    assert kept == [0, 100, 300]  # upright (any), turned by two detectors; not turned by one

@@ -328,8 +328,9 @@ def redetect(cfg, cell: Cell, photo: str, group: pd.DataFrame, image: np.ndarray
     result_photo = f"photos/{slug(photo)}.png"
     for i, (pair, src) in enumerate(zip(rec["pairs"], group.itertuples())):
         if i not in matches:
-            rec["failures"].append(failure(photo, src.face_id, "redetect",
-                                           f"result face not found again by {detector.name}"))
+            if pair["status"] == SWAPPED:  # an obfuscated face is meant not to be found again
+                rec["failures"].append(failure(photo, src.face_id, "redetect",
+                                               f"result face not found again by {detector.name}"))
             continue
         det = found[matches[i]]
         row = face_row(result_photo, src.face_id, src.face_index, detector.name, det)
@@ -377,7 +378,7 @@ def write_cell(cfg, cell: Cell, pairs, result_faces, failures, photo_rows, gener
                  "sha256": resultsio.sha256_file(cell.targets) if cell.targets.is_file() else "none (generator takes no target)"},
     ), cell.provenance)
     if counts["left_real"]:
-        log.error("%d face(s) LEFT REAL in %d output photo(s) (%d of them missed by the inventory): see %s",
+        log.error("%d face(s) LEFT REAL in %d photo(s) (%d of them missed by the inventory): see %s",
                   counts["left_real"], counts["photos_left_real"], counts["audit_left_real"], cell.photo_table)
     log.info("%s: %d photos written, %d faces: %d swapped, %d by fallback, %d missed by the inventory and "
              "found by the audit (%d covered), %d LEFT REAL in %d photos; %d re-detected -> %s",
