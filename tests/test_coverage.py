@@ -139,12 +139,13 @@ def test_face_that_turns_up_only_in_the_anonymized_photo_is_covered(cfg_factory,
 @pytest.mark.shared
 def test_upside_down_faces_are_found_by_the_turned_audit_and_covered(cfg_factory, shared, tmp_path):
     shared("weights", "face_detection_yunet_2026may.onnx")
+    shared("weights", "scrfd_2.5g_bnkps.onnx")
     folder = tmp_path / "turned"
     folder.mkdir()
     t1 = _t1()
     Image.fromarray(np.ascontiguousarray(t1[::-1, ::-1])).save(folder / "upside_down.png")  # no EXIF to undo it
     cfg = cfg_factory("dataset=folder", f"dataset.path={folder}", "dataset.name=turned", "detector=dlib_hog",
-                      "generator=blur", "anonymize.audit_detectors=[yunet]")
+                      "generator=blur", "anonymize.audit_detectors=[yunet,scrfd]")
     faces.run(cfg)
     assert len(pd.read_parquet(faces.outputs(cfg).faces)) < 6  # the upright detector misses them
     cell = anonymize.run(cfg)

@@ -67,3 +67,28 @@ def detect_turned(detector, bgr, rotations, merge_iou: float) -> list:
         turned = detector.detect(np.ascontiguousarray(np.rot90(bgr, k)))
         found[f"{detector.name}@{int(degrees)}"] = [rotate_detection(d, k, width, height) for d in turned]
     return merge_detections(found, merge_iou)
+
+
+TURNED = "@turned"
+
+
+def split_turned(found: dict) -> dict:
+    """{detector: faces} -> {detector: faces it found upright, detector@turned: faces it found
+    only on a turned photo} (detect_turned marks those "name@degrees" in `found_by`), ready for
+    bench.detectors.ensemble.merge_detections and turned_consensus."""
+    out = {}
+    for name, dets in found.items():
+        out[name] = [d for d in dets if not d.found_by or any("@" not in f for f in d.found_by)]
+        turned = [d for d in dets if d.found_by and all("@" in f for f in d.found_by)]
+        if turned:
+            out[name + TURNED] = turned
+    return out
+
+
+def turned_consensus(det, turned_min: int) -> bool:
+    """Whether a merged face counts: found upright by any detector, or found only on turned
+    photos by at least `turned_min` detectors (alone, a turned photo gives false faces in
+    hands, poker chips and chandeliers; a real upside-down face is found by several)."""
+    if any(not f.endswith(TURNED) for f in det.found_by):
+        return True
+    return len(det.found_by) >= turned_min

@@ -37,7 +37,7 @@ from bench.datasets import dataset_root
 from bench import resultsio
 from bench.boxes import box_changed_fraction, box_mean_abs_diff, greedy_match, iou_matrix
 from bench.cells import Cell
-from bench.detectors import build_detector, detect_turned
+from bench.detectors import build_detector, detect_turned, split_turned, turned_consensus
 from bench.detectors.ensemble import merge_detections
 from bench.detectors.base import Detection, Detector
 from bench.errors import BenchError, ImageLoadError
@@ -164,22 +164,14 @@ def build_auditors(cfg: DictConfig) -> list[Auditor]:
 
 def missed_faces(cfg, image: np.ndarray, sha: str, group: pd.DataFrame, auditors: list[Auditor]) -> list[Detection]:
     """Faces the auditors find that no inventory face covers (IoU >= anonymize.redetect_iou),
-    merged across auditors (a face two auditors find is listed once, `found_by` both)."""
+    merged across auditors (a face two auditors find is listed once, `found_by` both). A face
+    found only on turned photos counts when `anonymize.turned_min_detectors` auditors agree."""
     known = group[["x1", "y1", "x2", "y2"]].to_numpy(np.float32).reshape(-1, 4)
-    missed: list[Detection] = []
     min_iou = float(cfg.anonymize.redetect_iou)
-    for auditor in auditors:
-        for det in auditor.detect(image, sha):
-            if len(known) and iou_matrix(det.box[None], known).max() >= min_iou:
-                continue
-            same = [k for k, m in enumerate(missed) if iou_matrix(det.box[None], m.box[None])[0, 0] >= min_iou]
-            if same:
-                m = missed[same[0]]
-                missed[same[0]] = Detection(m.box, m.score, m.landmarks, tuple(sorted({*m.found_by, auditor.name})))
-            else:
-                missed.append(Detection(np.asarray(det.box, np.float32), float(det.score),
-                                        np.asarray(det.landmarks, np.float32), (auditor.name,)))
-    return missed
+    found = split_turned({a.name: a.detect(image, sha) for a in auditors})
+    merged = [d for d in merge_detections(found, min_iou)
+              if turned_consensus(d, int(cfg.anonymize.turned_min_detectors))]
+    return [d for d in merged if not (len(known) and iou_matrix(d.box[None], known).max() >= min_iou)]
 
 
 def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: pd.DataFrame,

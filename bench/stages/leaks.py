@@ -44,7 +44,7 @@ from bench import resultsio
 from bench.anonymizer import unchanged_max_diff
 from bench.boxes import box_mean_abs_diff
 from bench.cells import Cell
-from bench.detectors import build_detector, detect_turned
+from bench.detectors import build_detector, detect_turned, split_turned, turned_consensus
 from bench.detectors.base import Detection, Detector
 from bench.detectors.ensemble import EnsembleDetector, merge_detections
 from bench.embedding_runner import embed_with, used_weights
@@ -220,7 +220,7 @@ def check_photo(cfg, opts, photo: str, out: Path, sha: str, detectors, caches,
     found, errors = detect_all(np.ascontiguousarray(anonymized[:, :, ::-1]), sha, detectors, caches, rotations,
                                float(opts["merge_iou"]))
     merged = [d for d in merge_detections(split_turned(found), float(opts["merge_iou"]))
-              if counts(d, int(opts["turned_min_detectors"]))]
+              if turned_consensus(d, int(opts["turned_min_detectors"]))]
     merged.sort(key=lambda d: (round(float(d.box[0]), 1), round(float(d.box[1]), 1)))
     min_size = float(cfg.faces.min_face_size)
     faces = []
@@ -229,31 +229,6 @@ def check_photo(cfg, opts, photo: str, out: Path, sha: str, detectors, caches,
         faces.append(FoundFace(photo, f"{slug(photo)}#{index:03d}", det, diff,
                                bool(diff < unchanged_max_diff(cfg)), det.size >= min_size))
     return faces, OK, errors
-
-
-TURNED = "@turned"
-
-
-def split_turned(found: dict[str, list[Detection]]) -> dict[str, list[Detection]]:
-    """{detector: faces} -> {detector: faces it found upright, detector@turned: faces it found
-    only on the turned photo} (bench.detectors.detect_turned marks those "name@degrees")."""
-    out = {}
-    for name, dets in found.items():
-        upright = [d for d in dets if not d.found_by or any("@" not in f for f in d.found_by)]
-        turned = [d for d in dets if d.found_by and all("@" in f for f in d.found_by)]
-        out[name] = upright
-        if turned:
-            out[name + TURNED] = turned
-    return out
-
-
-def counts(det: Detection, turned_min: int) -> bool:
-    """A face found upright by any detector counts; one found only on turned photos counts
-    when at least `turned_min` detectors agree (alone, turned photos give false faces in
-    hands, belts and chandeliers; a real upside-down face is found by several)."""
-    if any(not f.endswith(TURNED) for f in det.found_by):
-        return True
-    return len(det.found_by) >= turned_min
 
 
 # ---- recognizers -------------------------------------------------------------------------
