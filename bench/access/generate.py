@@ -130,7 +130,7 @@ def generate_platform(seed: int, users: dict[str, np.ndarray], samples: dict[str
     rng = np.random.default_rng(seed)
     names = sorted(users)
     weights = {k: v for k, v in rules.items() if k in RULES}
-    people = draw_rules(names, weights, int(rules.get("allow_list_size", 2)), rng)
+    people = draw_rules(names, weights, int(rules["allow_list_size"]), rng)
     for person in people:
         person.enrolment = np.asarray(users[person.user_id], np.float32)
     g = friendship_graph(names, str(graph["kind"]), int(graph["k"]), float(graph["p"]), rng)
