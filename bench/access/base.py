@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import abc
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -133,6 +133,12 @@ class AccessModel(abc.ABC):
     def view(self, photo_id: str, viewer: str, render_image: bool = True) -> View: ...
 
     # ---- shared machinery
+
+    def untag_on_server(self, face_id: str) -> None:
+        """The server forgets who a face is (models that keep tags there): the next view
+        renders it as a face of nobody, i.e. fake."""
+        if self.storage.server.face(face_id) is not None:
+            self.storage.server.set_tag(face_id, None, "untagged")
     def photo(self, photo_id: str) -> Photo:
         if photo_id not in self.platform.photos:
             raise AccessError(f"unknown photo {photo_id!r}")

@@ -64,8 +64,7 @@ class RulesModel(AccessModel):
         self.uploaded.add(photo_id)
 
     def untag(self, face_id):
-        if self.storage.server.face(face_id) is not None:
-            self.storage.server.set_tag(face_id, None, "untagged")
+        self.untag_on_server(face_id)
 
     def decide(self, face, viewer):
         tag, state = self.storage.server.face(face.face_id)
