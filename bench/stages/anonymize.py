@@ -82,6 +82,10 @@ def run(cfg: DictConfig) -> Cell:
 
     pairs, result_faces, failures, photo_rows = [], [], [], []
     by_photo = {photo: group for photo, group in faces.groupby("photo", sort=True)}
+    unlisted = sorted(set(by_photo) - set(manifest.photo))
+    if unlisted:  # faces.parquet and photos.csv disagree: never drop those faces silently
+        raise BenchError(f"faces.parquet lists photos that photos.csv does not ({', '.join(unlisted[:3])}): "
+                         "rerun `python -m bench faces`")
     for entry in manifest.itertuples():
         if entry.status not in READABLE:
             photo_rows.append(photo_row(entry.photo, "", [], [], PHOTO_UNREADABLE if entry.status == "unreadable"
@@ -93,10 +97,6 @@ def run(cfg: DictConfig) -> Cell:
         result_faces += rec["faces"]
         failures += rec["failures"]
         photo_rows.append(rec["photo"])
-    unlisted = sorted(set(by_photo) - set(manifest.photo))
-    if unlisted:  # faces.parquet and photos.csv disagree: never drop those faces silently
-        raise BenchError(f"faces.parquet lists photos that photos.csv does not ({', '.join(unlisted[:3])}): "
-                         "rerun `python -m bench faces`")
     write_cell(cfg, cell, pairs, result_faces, failures, photo_rows, generator, detector, auditors, targets)
     return cell
 
