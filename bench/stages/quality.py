@@ -4,7 +4,9 @@ and what they keep. Beyond the paper: utility measures.
 Reads:  for each generator in `quality.generators`, the cell <dataset>/cells/<pool>/
         <generator>/<metric>-<query>/ (pairs.parquet, faces.parquet, crops/), and the
         dataset's faces.parquet and crops/.
-Writes: <cell>/quality.parquet                 one row per pair (source face vs its result)
+Writes: <results_dir>/tables/<dataset>/<pool>/quality_<metric>-<query>/<generator>.parquet
+            one row per pair (source face vs its result); never inside a cell folder, which
+            belongs to the anonymize/evaluate stages
         <results_dir>/tables/<dataset>/<pool>/quality_<metric>-<query>.{csv,md}   one row per generator
         <results_dir>/tables/<dataset>/<pool>/quality_<metric>-<query>.provenance.json
 
@@ -59,10 +61,10 @@ def run(cfg: DictConfig) -> Path:
     """Measures every listed generator's cell; returns the folder of the summary table."""
     base = Cell.from_config(cfg)
     sources = pd.read_parquet(base.dataset_dir / "faces.parquet")
-    rows = [summarise(cfg, replace(base, generator=str(name)), sources) for name in cfg.quality.generators]
-    table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     out = output_dir(cfg)
     stem = f"quality_{base.metric}-{base.query}"
+    rows = [summarise(cfg, replace(base, generator=str(name)), sources, out / stem) for name in cfg.quality.generators]
+    table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     resultsio.write_csv(table, out / f"{stem}.csv")
     resultsio.write_text(
         f"# Fig. 4: generator quality and utility ({base.dataset}, pool {base.pool}, "
@@ -74,15 +76,16 @@ def run(cfg: DictConfig) -> Path:
     return out
 
 
-def summarise(cfg: DictConfig, cell: Cell, sources: pd.DataFrame) -> dict:
-    """One row of the quality table: the cell's per-pair means, FID and rates."""
+def summarise(cfg: DictConfig, cell: Cell, sources: pd.DataFrame, pair_dir: Path) -> dict:
+    """One row of the quality table: the cell's per-pair means, FID and rates; the per-pair
+    table goes to <pair_dir>/<generator>.parquet."""
     if not cell.pairs.is_file():
         return {"generator": cell.generator, "status": f"n/a: cell not run ({cell.pairs} missing)"}
     pairs = pd.read_parquet(cell.pairs)
     if len(pairs) and pairs.status.str.startswith("n/a").all():
         return {"generator": cell.generator, "status": pairs.status.iloc[0], "faces": len(pairs)}
     per_pair, src_crops, res_crops = measure_pairs(cfg, cell, pairs, sources)
-    resultsio.write_parquet(per_pair, cell.root / "quality.parquet")
+    resultsio.write_parquet(per_pair, pair_dir / f"{cell.generator}.parquet")
     row = {"generator": cell.generator, "status": "ok", "faces": len(pairs),
            "swapped": int((pairs.status == "swapped").sum()),
            "redetection_rate": round(float(pairs.redetected.mean()), 4) if len(pairs) else float("nan"),
