@@ -106,17 +106,22 @@ def load_platform(path: str | Path, image_root: str | Path | None = None) -> Pla
     def fail(node, message: str):
         raise PlatformFileError(f"{path} line {getattr(node, 'line', '?')}: {message}")
 
+    def unique_id(node, kind: str, seen: set) -> str:
+        """The node's id, refused when it has none or repeats one of `seen` (then added)."""
+        if not isinstance(node, dict) or "id" not in node:
+            fail(node, f"a {kind} needs an id")
+        value = str(node["id"])
+        if value in seen:
+            fail(node, f"duplicate {kind} id {value!r}")
+        seen.add(value)
+        return value
+
     if not isinstance(doc, dict):
         raise PlatformFileError(f"{path}: expected a mapping with users, friends, photos, tags")
     users, seen_users = [], set()
     enrol: dict[str, list[str]] = {}
     for node in doc.get("users") or []:
-        if not isinstance(node, dict) or "id" not in node:
-            fail(node, "a user needs an id")
-        uid = str(node["id"])
-        if uid in seen_users:
-            fail(node, f"duplicate user id {uid!r}")
-        seen_users.add(uid)
+        uid = unique_id(node, "user", seen_users)
         rule = str(node.get("rule", "friends"))
         if rule not in RULES:
             fail(node, f"user {uid!r}: unknown rule {rule!r}; known: {', '.join(RULES)}")
@@ -143,23 +148,13 @@ def load_platform(path: str | Path, image_root: str | Path | None = None) -> Pla
         friendships.append((a, b))
     photos, photo_ids, face_ids = [], set(), set()
     for node in doc.get("photos") or []:
-        if not isinstance(node, dict) or "id" not in node:
-            fail(node, "a photo needs an id")
-        pid = str(node["id"])
-        if pid in photo_ids:
-            fail(node, f"duplicate photo id {pid!r}")
-        photo_ids.add(pid)
+        pid = unique_id(node, "photo", photo_ids)
         uploader = str(node.get("uploader"))
         if uploader not in seen_users:
             fail(node, f"photo {pid!r}: unknown uploader {uploader!r}")
         faces = []
         for fnode in node.get("faces") or []:
-            if not isinstance(fnode, dict) or "id" not in fnode:
-                fail(fnode, "a face needs an id")
-            fid = str(fnode["id"])
-            if fid in face_ids:
-                fail(fnode, f"duplicate face id {fid!r}")
-            face_ids.add(fid)
+            fid = unique_id(fnode, "face", face_ids)
             box = fnode.get("box")
             if not isinstance(box, list) or len(box) != 4 or not all(isinstance(v, (int, float)) for v in box) \
                     or box[2] <= box[0] or box[3] <= box[1]:

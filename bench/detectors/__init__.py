@@ -6,7 +6,10 @@ composed against the run's config, so `paths.*` overrides apply to it too.
 """
 from __future__ import annotations
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
+
+from bench.detectors.base import Detection
 
 
 def build_detector(name: str, cfg: DictConfig):
@@ -29,10 +32,6 @@ def rotate_detection(det, k: int, width: int, height: int):
     bounds of its mapped corners. Landmarks are mapped point by point (their image-left /
     image-right order holds for the turned image, not necessarily for the original).
     """
-    import numpy as np
-
-    from bench.detectors.base import Detection
-
     def back(points):
         x, y = points[:, 0], points[:, 1]
         if k % 4 == 1:
@@ -54,9 +53,7 @@ def detect_turned(detector, bgr, rotations, merge_iou: float) -> list:
     multiples of 90: faces upside down or sideways, which upright detectors miss), mapped
     back and merged (bench.detectors.ensemble.merge_detections); `found_by` names the turn,
     e.g. "yunet@180"."""
-    import numpy as np
-
-    from bench.detectors.ensemble import merge_detections
+    from bench.detectors.ensemble import merge_detections  # the ensemble imports this package
 
     height, width = bgr.shape[:2]
     found = {detector.name: detector.detect(bgr)}
