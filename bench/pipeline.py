@@ -4,15 +4,20 @@ its own entry function and files (the same as `dvc repro` runs them):
     faces -> pool -> manifold -> query -> anonymize -> evaluate -> leaks -> tables -> quality
 
 A stage whose outputs exist is run again anyway: each resumes from its caches, so a
-second call costs little and never reuses a stale table.
+second call costs little and never reuses a stale table. `pipeline.cells` lists several
+cells to run in turn (conf/experiment/*.yaml: the cells behind each table and figure).
 """
 from __future__ import annotations
 
+import copy
 import logging
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from bench.cells import Cell
+from bench.config import CONF_DIR, group_options
+from bench.errors import BenchError, UnknownComponent
+from bench.layout import Cell, DatasetLayout, pool_outputs, quality_files, verification_dir
+from bench.locks import output_lock
 from bench.registry import GENERATORS
 from bench.stages import anonymize, evaluate, faces, leaks, manifold, pool, quality, query, tables
 
@@ -20,24 +25,78 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> Cell:
-    """Runs one cell end to end; logs where every output went and returns the cell."""
+    """Runs every cell of `pipeline.cells` in turn (null: the one cell of the metric, query and
+    generator choices; conf/experiment/*.yaml list the cells of a table or figure), each
+    through run_cell; returns the last cell."""
+    cell = None
+    for one in cell_configs(cfg):
+        cell = run_cell(one)
+    return cell
+
+
+def run_cell(cfg: DictConfig) -> Cell:
+    """Runs one cell end to end; logs where every output went and returns the cell.
+
+    Stages whose outputs other cells share (faces, pool, manifold, query, tables, quality)
+    run under bench.locks.output_lock, so cells of a parallel sweep take turns there."""
     cell = Cell.from_config(cfg)
-    faces_out = faces.run(cfg)
+    data, pool_out = DatasetLayout.from_config(cfg), pool_outputs(cfg)
+    with output_lock(cfg.results_dir, data.root):
+        faces_out = faces.run(cfg)
     if GENERATORS.build(cfg.generator).uses_target:
-        pool.run(cfg)
-        manifold.run(cfg)
-        query.run(cfg)
+        with output_lock(cfg.results_dir, pool_out.root):
+            pool.run(cfg)
+            manifold.run(cfg)
+        with output_lock(cfg.results_dir, cell.targets):
+            query.run(cfg)
     anonymize.run(cfg)
     evaluate.run(cfg)
     leaks.run(cfg)
-    table_dir = tables.run(cfg)
-    quality_dir = quality.run(cfg)
+    with output_lock(cfg.results_dir, verification_dir(cfg.results_dir, cell.dataset, cell.pool)):
+        table_dir = tables.run(cfg)
+    with output_lock(cfg.results_dir, quality_files(cfg.results_dir, cell.dataset, cell.pool, cell.metric, cell.query)["csv"]):
+        quality_dir = quality.run(cfg)
     log.info("outputs of %s / %s / %s / %s-%s:", cell.dataset, cell.pool, cell.generator, cell.metric, cell.query)
     for label, path in [
         ("faces and failures", faces_out.root), ("targets", cell.targets), ("anonymized photos", cell.photos),
-        ("pairs", cell.pairs), ("verification outcomes", evaluate.outcomes_path(cell)),
+        ("pairs", cell.pairs), ("verification outcomes", cell.outcomes),
         ("leak check", cell.metrics), ("leak contact sheet", cell.leak_sheet),
         ("failures of this cell", cell.failures), ("Tables 1-3", table_dir), ("quality (Fig. 4)", quality_dir),
     ]:
         log.info("  %-24s %s", label, path)
     return cell
+
+
+CELL_GROUPS = ("metric", "query", "generator")
+
+
+def cell_configs(cfg: DictConfig) -> list[DictConfig]:
+    """One config per entry of `pipeline.cells`: `cfg` with that entry's metric, query and
+    generator (conf/<group>/<name>.yaml, interpolated against `cfg`); [cfg] when it is null.
+
+    Raises:
+        BenchError: an entry has a key other than metric, query, generator.
+        UnknownComponent: a name that conf/<group>/ does not define.
+    """
+    entries = cfg.pipeline.cells
+    if not entries:
+        return [cfg]
+    out = []
+    for entry in entries:
+        unknown = sorted(set(entry) - set(CELL_GROUPS))
+        if unknown:
+            raise BenchError(f"pipeline.cells entry {dict(entry)}: unknown key(s) {', '.join(unknown)} "
+                             f"(known: {', '.join(CELL_GROUPS)})")
+        one = copy.deepcopy(cfg)
+        with open_dict(one):
+            for group in CELL_GROUPS:
+                name = entry.get(group)
+                if name is None or str(name) == one.choices[group]:
+                    continue
+                if str(name) not in group_options(group):
+                    raise UnknownComponent(f"pipeline.cells: no {group} {name!r} in conf/{group}/ "
+                                           f"(known: {', '.join(group_options(group))})")
+                one[group] = OmegaConf.load(CONF_DIR / group / f"{name}.yaml")
+                one.choices[group] = str(name)
+        out.append(one)
+    return out

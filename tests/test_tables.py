@@ -8,6 +8,7 @@ import pytest
 
 from bench.embeddings import write_embeddings
 from bench.errors import BenchError
+from bench.layout import Cell
 from bench.stages import tables
 from bench.stages.evaluate import (
     OUTCOME_COLUMNS, Embeddings, default_embedding_dirs, evaluate_pairs, load_cell_outcomes,
@@ -164,12 +165,18 @@ average,0.1250,2,0.2500,2,0.6250,2,1.0000,1
 EXPECTED_MD = """\
 **Table 1**
 
-| Recognizer   | Source vs Target: furthest          | Source vs Target: random   | Source vs Result: furthest   | Source vs Result: random   |
-|:-------------|:------------------------------------|:---------------------------|:-----------------------------|:---------------------------|
-| dlib         | 0.250 (n=4)                         | 0.500 (n=4)                | 0.750 (n=4)                  | 1.000 (n=1)                |
-| facenet      | 0.000 (n=2)                         | 0.000 (n=2)                | 0.500 (n=2)                  | n/a: result face: no face  |
-| arcface      | n/a: weights not found at /w/a.onnx | n/a: no pairs              | n/a: no pairs                | n/a: no pairs              |
-| average      | 0.125 (2 rec.)                      | 0.250 (2 rec.)             | 0.625 (2 rec.)               | 1.000 (1 rec.)             |
+| Recognizer   | Source vs Target: furthest   | Source vs Target: random   | Source vs Result: furthest   | Source vs Result: random   |
+|:-------------|:-----------------------------|:---------------------------|:-----------------------------|:---------------------------|
+| dlib         | 0.250 (n=4)                  | 0.500 (n=4)                | 0.750 (n=4)                  | 1.000 (n=1)                |
+| facenet      | 0.000 (n=2)                  | 0.000 (n=2)                | 0.500 (n=2)                  | n/a¹                       |
+| arcface      | n/a²                         | n/a³                       | n/a³                         | n/a³                       |
+| average      | 0.125 (2 rec.)               | 0.250 (2 rec.)             | 0.625 (2 rec.)               | 1.000 (1 rec.)             |
+
+¹ result face: no face
+
+² weights not found at /w/a.onnx
+
+³ no pairs
 
 Fraction of pairs verified as the same person (cosine distance <= the recognizer's default threshold; lower = better anonymization), pairs in parentheses; the average is the unweighted mean over the recognizers with a number (how many in parentheses). Pair outcomes without a number: 2 n/a: result face: no face; 1 n/a: no result face; 1 n/a: weights not found at /w/a.onnx.
 """
@@ -252,7 +259,7 @@ def write_cell(root, rec, pool="dcgan", generator="blur"):
         "strategy": ["furthest", "random_furthest"], "space": "embedding", "pool": pool,
         "generator": generator, "seed": 0,
     }).to_parquet(cell / "pairs.parquet")
-    dirs = default_embedding_dirs(root, "toyset", cell / "pairs.parquet", pool)
+    dirs = default_embedding_dirs(Cell(root, "toyset", pool, "embedding", "furthest", generator))
     for folder, ids, vectors in (
         (dirs.source, ["a-000", "b-000"], [unit(0), unit(0)]),
         (dirs.target, ["t1", "t2"], [unit(90), unit(3)]),
@@ -287,3 +294,43 @@ def test_tables_stage_without_cells_says_what_to_run(cfg_factory, tmp_path):
     cfg = cfg_factory("dataset=folder", f"dataset.path={tmp_path}", "dataset.name=empty")
     with pytest.raises(BenchError, match="python -m bench evaluate"):
         tables.run(cfg)
+
+
+# ---- n/a reasons as footnotes in the Markdown renderings (bench.footnotes) ------------------
+
+def test_na_cells_become_numbered_footnote_marks():
+    from bench.footnotes import na_footnotes
+
+    frame = pd.DataFrame({"a": ["0.5", "n/a: no pairs", "n/a", 3.0], "b": ["n/a: weights not found at /w", "n/a: no pairs", "", None]})
+    shown, notes = na_footnotes(frame)
+    assert shown.a.tolist() == ["0.5", "n/a²", "n/a", 3.0]  # reading order: row by row, left to right
+    assert shown.b.tolist()[:3] == ["n/a¹", "n/a²", ""] and pd.isna(shown.b.iloc[3])
+    assert notes == ["¹ weights not found at /w", "² no pairs"]
+    assert frame.a.tolist()[1] == "n/a: no pairs"  # the input is not modified
+
+
+def test_footnote_marks_past_nine_are_multi_digit_superscripts():
+    from bench.footnotes import na_footnotes, superscript
+
+    shown, notes = na_footnotes(pd.DataFrame({"x": [f"n/a: reason {i}" for i in range(12)]}))
+    assert shown.x.iloc[9] == "n/a¹⁰" and shown.x.iloc[11] == "n/a¹²"
+    assert notes[11] == "¹² reason 11" and superscript(305) == "³⁰⁵"
+
+
+def test_footnotes_leave_numeric_columns_formatted():
+    from bench.footnotes import markdown_with_footnotes
+
+    quality = pd.DataFrame({"generator": ["faceswap", "simswap"], "status": ["ok", "n/a: cell not run (x missing)"],
+                            "psnr": [22.67111, float("nan")]})
+    text = markdown_with_footnotes(quality, index=False, floatfmt=".4g")
+    assert "| simswap     | n/a¹     | nan    |" in text and "| faceswap    | ok       |  22.67 |" in text
+    assert text.endswith("\n\n¹ cell not run (x missing)")
+    assert markdown_with_footnotes(quality.iloc[:1], index=False) == quality.iloc[:1].to_markdown(index=False)
+
+
+def test_csv_keeps_the_full_reason_and_markdown_shortens_it(outcomes):
+    table = verification_table(outcomes, TABLE1, ["dlib", "facenet", "arcface"])
+    assert "n/a: weights not found at /w/a.onnx" in table.to_csv()
+    md = table.to_markdown()
+    assert md.count("weights not found at /w/a.onnx") == 2  # once as a footnote, once in the note
+    assert "| n/a: " not in md

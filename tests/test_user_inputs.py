@@ -15,6 +15,7 @@ from bench.facetable import slug
 from bench.queries.base import NoCandidate, rng_for
 from bench.queries.strategies import Furthest, RandomFurthest
 from bench.registry import QUERIES
+from bench.spaces.features import all_distances
 from bench.spaces.features import Features
 from bench.spaces.base import Space
 from bench.stages import query as query_stage
@@ -117,7 +118,7 @@ def test_targets_are_distinct_within_a_photo(cfg_factory, strategy, tmp_path):
     faces, sources, pool_faces, pool_feats = _toy()
     space = _Euclid()
     query = QUERIES.build(strategy)
-    distances = query_stage.all_distances(space, sources, pool_feats, np.ones(len(pool_faces), bool))
+    distances = all_distances(space, sources, pool_feats, np.ones(len(pool_faces), bool))
     cfg = cfg_factory(f"query={strategy}")
     rows, failures = query_stage.pick_targets(cfg, space, query, faces, sources, distances, pool_faces,
                                               pool_feats, tmp_path)
@@ -136,7 +137,7 @@ def test_targets_are_distinct_within_a_photo(cfg_factory, strategy, tmp_path):
 def test_a_photo_with_more_faces_than_the_pool_shares_targets_and_says_so(cfg_factory, tmp_path):
     faces, sources, pool_faces, pool_feats = _toy(n_faces_per_photo=(4,), pool=3)
     space = _Euclid()
-    distances = query_stage.all_distances(space, sources, pool_feats, np.ones(3, bool))
+    distances = all_distances(space, sources, pool_feats, np.ones(3, bool))
     rows, failures = query_stage.pick_targets(cfg_factory(), space, QUERIES.build("furthest"), faces, sources,
                                               distances, pool_faces, pool_feats, tmp_path)
     table = pd.DataFrame(rows)

@@ -167,3 +167,27 @@ def test_frozen_graph_reader_runs_the_graph(tmp_path):
     conv = fn.conv2d(torch.from_numpy(x).permute(0, 3, 1, 2), torch.from_numpy(w).permute(3, 2, 0, 1), padding=1)
     expected = fn.max_pool2d(torch.relu(conv + torch.from_numpy(b)[None, :, None, None]), 2).permute(0, 2, 3, 1)
     np.testing.assert_allclose(got, expected.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_provision_keeps_a_file_weights_fetch_downloaded(home_cfg, tmp_path, monkeypatch, capsys):
+    dlib_only(monkeypatch)
+    target = tmp_path / "home" / ".deepface" / "weights" / DLIB_FILE
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"deepface's own download, by weights fetch")
+    manifest = tmp_path / "home" / ".deepface" / "weights" / "bench_manifest.json"
+    entry = {"by": "bench weights fetch", "sha256": weights.resultsio.sha256_file(target), "source": "deepface"}
+    manifest.write_text(json.dumps({"files": {str(target): entry}}))
+    weights.provision(home_cfg)
+    assert target.read_bytes() == b"deepface's own download, by weights fetch"
+    assert "kept (deepface's own, from weights fetch)" in capsys.readouterr().out
+
+
+def test_a_check_that_cannot_run_skips_the_download(cfg_factory, tmp_path, monkeypatch):
+    def download(workdir, downloads):
+        raise AssertionError("downloaded although the check could not run")
+
+    monkeypatch.setattr(weights, "SOURCES", (sources.Source("facenet", ".deepface/weights/f.pth", "x", download,
+                                                            "reference:Facenet"),))
+    cfg = cfg_factory(f"paths.deepface_home={tmp_path / 'home'}", f"weights.reference={tmp_path / 'absent.csv'}")
+    with pytest.raises(BenchError, match="nothing could be provisioned"):
+        weights.provision(cfg)

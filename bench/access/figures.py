@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from bench import resultsio
 from bench.access.authorization import AuthorizationModel  # noqa: E402
 from bench.access.fakers import EmbeddingMatcher, PerfectMatcher  # noqa: E402
 from bench.access.generate import compose  # noqa: E402
@@ -89,8 +90,7 @@ def fig1(cfg, platform: Platform, faker, read_photo, out: Path) -> None:
                  f"Rules set for the figure: {rules}; everyone tagged and consenting; allow-lists = the uploader",
                  fontsize=8, wrap=True)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    resultsio.write_figure(fig, out, dpi=110)
     plt.close(fig)
 
 
@@ -151,8 +151,7 @@ def fig2(cfg, platform: Platform, faker, recognizer, threshold, read_photo, out:
                  "Alice: her device cannot recognise Carol, so Carol's face is faked before upload, even for Carol.",
                  fontsize=9)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
+    resultsio.write_figure(fig, out, dpi=100)
     plt.close(fig)
 
 
@@ -173,6 +172,5 @@ def plot_threshold(curve: pd.DataFrame, threshold, recognizer: str, metric: str,
     ax.set_title("Access rules: recognizer errors become leaks and over-fakes", fontsize=10)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    resultsio.write_figure(fig, out, dpi=110)
     plt.close(fig)

@@ -89,6 +89,11 @@ class PlatformLayout:
     def enrol(self) -> Path:
         return self.root / "enrol"
 
+    def declared(self) -> list[Path]:
+        """The platform stage's outputs, as dvc.yaml declares them (bench.layout.stage_outputs)."""
+        return [self.table_csv, self.table_md, self.threshold_csv, self.scale_csv, self.scale_md,
+                self.threshold_png, self.scale_png, self.fig1, self.fig2, self.root, self.provenance]
+
     def store(self, access: str) -> Path:
         return self.root / "store" / access
 

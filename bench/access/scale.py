@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from bench import resultsio
 
 
 def degrees(n: int, kind: str, k: int, p: float, seed: int, networkx_max: int) -> tuple[np.ndarray, str]:
@@ -89,6 +90,5 @@ def plot(table: pd.DataFrame, out: Path) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    resultsio.write_figure(fig, out, dpi=110)
     plt.close(fig)

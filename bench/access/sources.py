@@ -42,6 +42,7 @@ from bench.embeddings import OK
 from bench.errors import BenchError, ImageLoadError
 from bench.facetable import DetectionCache, detector_key, slug
 from bench.images import load_photo
+from bench.layout import cache_dir
 
 log = logging.getLogger(__name__)
 FLIP = [1, 0, 2, 4, 3]  # landmark order after a horizontal mirror
@@ -69,7 +70,7 @@ class Sources:
         from bench.recognizers import component_config
 
         key = detector_key(OmegaConf.create(component_config("detector", name, cfg)), self.detector)
-        self.cache = DetectionCache(Path(cfg.results_dir) / "cache" / "detections" / key)
+        self.cache = DetectionCache(cache_dir(cfg.results_dir, "detections") / key)
         self.recognizer = recognizer
         self.max_pixels = int(cfg.faces.max_image_pixels)
 

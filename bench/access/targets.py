@@ -17,7 +17,8 @@ from omegaconf import DictConfig
 from bench.access.fakers import AnonymizerFaker, Faker
 from bench.anonymizer import build_fallback
 from bench.errors import BenchError
-from bench.pools.base import build_pool, pool_outputs
+from bench.layout import pool_outputs
+from bench.pools.base import build_pool
 from bench.queries.base import rng_for
 from bench.registry import GENERATORS, QUERIES, SPACES
 from bench.spaces.features import Features

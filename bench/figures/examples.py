@@ -17,7 +17,7 @@ import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from bench.align import align_face  # noqa: E402
-from bench.cells import Cell  # noqa: E402
+from bench.layout import Cell  # noqa: E402
 from bench.facetable import slug  # noqa: E402
 
 BLANK = np.full((112, 112, 3), 235, np.uint8)

@@ -39,17 +39,17 @@ class PoolDistribution:
 
 def pool_distribution(cfg: DictConfig) -> PoolDistribution:
     """Fig. 5's numbers for cfg.pool against the source faces of cfg.dataset."""
-    from bench.pools.base import pool_outputs
+    from bench.layout import DatasetLayout, pool_outputs
     from bench.registry import SPACES
-    from bench.spaces.features import Features, compute_features
-    from bench.stages.query import all_distances, read_faces
+    from bench.spaces.features import Features, all_distances, compute_features
 
     out = pool_outputs(cfg)
     manifold = pd.read_parquet(out.manifold)
     pool_feats = Features.load(out.arrays)
     space = SPACES.build("embedding")
-    faces = read_faces(Path(cfg.results_dir) / str(cfg.dataset.name) / "faces.parquet")
-    sources = compute_features(faces, Path(cfg.results_dir) / str(cfg.dataset.name),
+    inventory = DatasetLayout.from_config(cfg)
+    faces = pd.read_parquet(inventory.faces)
+    sources = compute_features(faces, inventory.root,
                                dataset_root(cfg.dataset), ["embedding"], cfg)
     d = all_distances(space, sources, pool_feats, manifold.aligned.to_numpy(bool))
     finite = d[np.isfinite(d)]

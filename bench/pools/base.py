@@ -4,12 +4,16 @@ A pool is built from conf/pool/<name>.yaml without touching weights or files. `i
 lists its face images; a generated pool (`generated = True`, e.g. the DCGAN pool) writes
 them first with `generate()` (`python -m bench pool pool=<name>`). Everything computed
 from a pool goes under `<results_dir>/pools/<pool.name>/` (see `PoolOutputs`).
+
+Any pool can be balanced (`pool.balanced=true`, bench.pools.balanced): the manifold stage
+then keeps, through `select()`, only an equal number of faces per estimated gender x age
+band, and the pool's name (hence its results folder) becomes `<name>-balanced`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from bench.datasets import PhotoRef, list_photos
@@ -28,10 +32,19 @@ class Pool:
     name: str = "pool"
     generated: bool = False
 
-    def __init__(self, name: str, path: str, missing_hint: str | None = None):
+    def __init__(self, name: str, path: str, missing_hint: str | None = None, balanced: bool = False,
+                 balanced_n: int | None = None, balanced_age_edges=(0, 30, 40), balanced_seed: int = 0):
         self.name = str(name)
         self.path = Path(str(path)).expanduser()
         self.missing_hint = missing_hint
+        self.balanced = bool(balanced)
+        self.balanced_n = None if balanced_n is None else int(balanced_n)
+        self.balanced_age_edges = tuple(float(e) for e in balanced_age_edges)
+        self.balanced_seed = int(balanced_seed)
+        if self.balanced:
+            from bench.pools.balanced import age_bands
+
+            age_bands(self.balanced_age_edges)  # a bad edge list fails when the config is built
 
     def images(self, extensions) -> list[PhotoRef]:
         """The pool's images, sorted by their path relative to `path`.
@@ -44,60 +57,40 @@ class Pool:
         photos, _ = list_photos(node, extensions)
         return photos
 
+    def select(self, faces: pd.DataFrame, images: list[dict], estimate) -> tuple[pd.DataFrame, list[dict], dict | None]:
+        """The faces this pool offers as targets, of those the manifold stage found.
+
+        Args:
+            faces: the pool's faces (faces.parquet schema), one per usable image.
+            images: the manifold's image rows (dicts with photo and status).
+            estimate: called with `faces`, returns their Features with kind "agegender"
+                (only called for a balanced pool).
+
+        Returns:
+            (faces kept, image rows with status "not in the balanced subset" for the
+            others, the subset's provenance or None). A pool that is not balanced keeps
+            everything and returns None.
+
+        Raises:
+            UnbalanceablePool: see bench.pools.balanced.balanced_subset.
+        """
+        if not self.balanced:
+            return faces, images, None
+        from bench.pools.balanced import balanced_subset
+
+        subset = balanced_subset(estimate(faces).table(), self.balanced_age_edges, self.balanced_n,
+                                 self.balanced_seed)
+        kept = faces[subset.keep].reset_index(drop=True)
+        dropped = set(faces.photo[~subset.keep].astype(str))
+        images = [dict(row, status="not in the balanced subset") if row["photo"] in dropped else row for row in images]
+        return kept, images, subset.provenance()
+
     def generate(self) -> dict:
         """Writes the pool's images (generated pools only); returns provenance details."""
         raise NotImplementedError(f"pool {self.name!r} is a folder of existing images; nothing to generate")
 
     def weights(self) -> list[Path]:
         return []
-
-
-@dataclass(frozen=True)
-class PoolOutputs:
-    """Where the pool stages write: <results_dir>/pools/<pool.name>/."""
-
-    root: Path
-
-    @property
-    def faces(self) -> Path:
-        """The pool's faces in the faces.parquet schema (photo relative to the pool's path)."""
-        return self.root / "faces.parquet"
-
-    @property
-    def images(self) -> Path:
-        """One row per pool image: the data manifest (photo, sha256, size, status)."""
-        return self.root / "images.csv"
-
-    @property
-    def failures(self) -> Path:
-        return self.root / "failures.csv"
-
-    @property
-    def crops(self) -> Path:
-        return self.root / "crops"
-
-    @property
-    def manifold(self) -> Path:
-        """One row per pool face: feature statuses, estimated age and gender."""
-        return self.root / "manifold.parquet"
-
-    @property
-    def arrays(self) -> Path:
-        """The feature arrays, row-aligned with manifold.parquet (bench.spaces.features)."""
-        return self.root / "manifold.npz"
-
-    @property
-    def provenance(self) -> Path:
-        return self.root / "manifold.provenance.json"
-
-    @property
-    def generation(self) -> Path:
-        """Written by `python -m bench pool` for generated pools."""
-        return self.root / "pool.provenance.json"
-
-
-def pool_outputs(cfg: DictConfig) -> PoolOutputs:
-    return PoolOutputs(Path(cfg.results_dir) / "pools" / str(cfg.pool.name))
 
 
 def build_pool(cfg: DictConfig) -> Pool:

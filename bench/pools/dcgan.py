@@ -43,8 +43,8 @@ class DcganPool(Pool):
     generated = True
 
     def __init__(self, name: str, path: str, n: int, seed: int = 0, batch_size: int = 64,
-                 weights: str | None = None, missing_hint: str | None = None):
-        super().__init__(name, path, missing_hint)
+                 weights: str | None = None, missing_hint: str | None = None, **balance):
+        super().__init__(name, path, missing_hint, **balance)  # pool.balanced* (bench.pools.balanced)
         if int(n) < 1:
             raise ValueError(f"pool.n must be at least 1, got {n}")
         self.n = int(n)

@@ -37,6 +37,7 @@ from omegaconf import DictConfig
 from bench import resultsio
 from bench.errors import BenchError, ImageLoadError
 from bench.images import load_photo
+from bench.layout import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def settings_key(name: str, settings) -> str:
 
 
 def cache_root(cfg: DictConfig) -> Path:
-    return Path(cfg.results_dir) / "cache" / "features"
+    return cache_dir(cfg.results_dir, "features")
 
 
 def compute_features(faces: pd.DataFrame, table_dir: Path, photo_root: Path, kinds, cfg: DictConfig) -> Features:
@@ -294,3 +295,15 @@ def _box_key(photo_sha: str, row) -> str:
 
 
 COMPUTE = {"embedding": _embedding, "inception": _inception, "pixels": _pixels, "agegender": _agegender}
+
+
+def all_distances(space, sources: Features, pool: Features, pool_aligned: np.ndarray) -> np.ndarray:
+    """(sources, pool) distances; NaN where either face lacks the space's feature."""
+    kind = space.feature
+    src_ok = sources.ok(kind)
+    pool_ok = pool.ok(kind) & pool_aligned
+    out = np.full((len(sources), len(pool)), np.nan, np.float64)
+    if src_ok.any() and pool_ok.any():
+        block = space.distances(sources.matrix(kind)[src_ok], pool.matrix(kind)[pool_ok])
+        out[np.ix_(np.flatnonzero(src_ok), np.flatnonzero(pool_ok))] = block
+    return out

@@ -3,7 +3,7 @@
 Reads:  <results_dir>/<dataset>/faces.parquet, photos.csv     (faces stage)
         <results_dir>/<dataset>/targets/<pool>/<metric>-<query>.parquet   (query stage)
         the dataset's photos, the pool's target images, the generator's weights.
-Writes, under the cell folder (bench.cells.Cell.root):
+Writes, under the cell folder (bench.layout.Cell.root):
         photos/<slug(photo)>.png  one anonymized photo per readable photo of the dataset,
                              also those where no face was found (then a copy)
         photos.csv           one row per photo of the manifest: faces, swapped, fallback,
@@ -36,7 +36,7 @@ from omegaconf import DictConfig, OmegaConf
 from bench.datasets import dataset_root
 from bench import resultsio
 from bench.boxes import box_changed_fraction, box_mean_abs_diff, greedy_match, iou_matrix
-from bench.cells import Cell
+from bench.layout import Cell, DatasetLayout, cache_dir
 from bench.detectors import build_detector, detect_turned, split_turned, turned_consensus
 from bench.detectors.ensemble import merge_detections
 from bench.detectors.base import Detection, Detector
@@ -67,8 +67,9 @@ PHOTO_COLUMNS = ["photo", "result", "faces", "swapped", "fallback", "audit_found
 def run(cfg: DictConfig) -> Cell:
     """Anonymizes every readable photo of the dataset for one cell; returns the cell."""
     cell = Cell.from_config(cfg)
-    faces = read_required(cell.dataset_dir / "faces.parquet", "python -m bench faces")
-    manifest = read_manifest(cell.dataset_dir / "photos.csv")
+    inventory = DatasetLayout(cell.results_dir, cell.dataset)
+    faces = read_required(inventory.faces, "python -m bench faces")
+    manifest = read_manifest(inventory.photos)
     generator: Generator = GENERATORS.build(cfg.generator, name=cfg.choices.generator)
     try:
         generator.prepare()
@@ -157,7 +158,7 @@ def build_auditors(cfg: DictConfig) -> list[Auditor]:
             continue
         rotations = [int(r) for r in cfg.anonymize.audit_rotations or []]
         key = detector_key(OmegaConf.create({"audit": str(name), "rotations": rotations}), detector)
-        auditors.append(Auditor(detector, DetectionCache(Path(cfg.results_dir) / "cache" / "detections" / key),
+        auditors.append(Auditor(detector, DetectionCache(cache_dir(cfg.results_dir, "detections") / key),
                                 rotations, float(cfg.anonymize.redetect_iou)))
     return auditors
 

@@ -10,18 +10,26 @@ accuracy by k-fold cross-validation (insightface's protocol), ROC AUC and TAR at
 One face per photo: the largest aligned face the detector finds. Photos without one are
 failure rows and take no part in any pair; the table says how many pairs were evaluated.
 
+Without the identities set (no folder at identities.path, or no labels file in it: a machine
+without ../shared) the stage still succeeds, so that `dvc repro` runs there: every row says
+"n/a: identities set not found at <path>", the ROC CSV has its header only and the figure says
+why it is empty. No number is made up.
+
 Reads:  <identities.path>/<identities.labels> (columns path,identity) and the photos it lists;
         runs the faces and embed stages on them as dataset <identities.name>.
-Writes: <results_dir>/tables/baseline.csv, baseline.md        the table
+Writes (bench.layout.BaselineOutputs, dvc.yaml stage `baseline`):
+        <results_dir>/<identities.name>/                       the faces and embed stages' files
+        <results_dir>/tables/baseline.csv, baseline.md        the table
         <results_dir>/tables/baseline.provenance.json          config, weights, data, seed, versions
         <results_dir>/tables/baseline.failures.csv             photos left out and why
+        <results_dir>/tables/baseline_roc.csv                  ROC points: recognizer, metric, fpr, tpr
         <results_dir>/figures/baseline_roc.png                 ROC curves
 """
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +39,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from bench import resultsio, verification
 from bench.embeddings import read_embeddings
 from bench.errors import BenchError, DatasetNotFound
+from bench.layout import BaselineOutputs
 from bench.provenance import record
 from bench.recognizers import build_recognizer, selected_recognizers
 
@@ -39,50 +48,34 @@ log = logging.getLogger(__name__)
 LABEL_COLUMNS = ("path", "identity")
 COUNT_COLUMNS = ("photos", "pairs", "genuine_pairs", "impostor_pairs")
 OK = "ok"
-
-
-@dataclass(frozen=True)
-class BaselineOutputs:
-    tables: Path
-    figures: Path
-
-    @property
-    def csv(self) -> Path:
-        return self.tables / "baseline.csv"
-
-    @property
-    def markdown(self) -> Path:
-        return self.tables / "baseline.md"
-
-    @property
-    def provenance(self) -> Path:
-        return self.tables / "baseline.provenance.json"
-
-    @property
-    def failures(self) -> Path:
-        return self.tables / "baseline.failures.csv"
-
-    @property
-    def roc(self) -> Path:
-        return self.figures / "baseline_roc.png"
+ROC_COLUMNS = ("recognizer", "metric", "fpr", "tpr")
+# The ROC CSV's false positive rates, the same for every curve (at most 100 points each, so
+# `dvc plots` stays light whatever the number of pairs): 51 even steps over [0, 1] and 49 log
+# steps over [1e-3, 1], where verification operates.
+ROC_FPRS = np.unique(np.round(np.concatenate([np.linspace(0.0, 1.0, 51), np.logspace(-3, 0, 49)]), 6))
 
 
 def outputs(cfg: DictConfig) -> BaselineOutputs:
-    return BaselineOutputs(Path(cfg.results_dir) / "tables", Path(cfg.results_dir) / "figures")
+    return BaselineOutputs.from_config(cfg)
 
 
 def run(cfg: DictConfig) -> BaselineOutputs:
-    """Runs faces and embed on the identities folder, then writes the baseline table."""
+    """Runs faces and embed on the identities folder, then writes the baseline table; without
+    the identities set, writes n/a rows (see the module docstring)."""
     from bench.stages import embed, faces  # the stages this command chains, through their files
 
     out = outputs(cfg)
-    labels_path = Path(str(cfg.identities.path)).expanduser() / str(cfg.identities.labels)
+    folder = Path(str(cfg.identities.path)).expanduser()
+    labels_path = folder / str(cfg.identities.labels)
+    missing = missing_identities(folder, labels_path)
+    if missing is not None:
+        return write_unavailable(cfg, out, missing, labels_path)
     labels = read_labels(labels_path)
     dataset_cfg = identities_config(cfg, labels)
     faces_out = faces.run(dataset_cfg)
     chosen, failures = one_face_per_photo(labels, pd.read_parquet(faces_out.faces))
     embed.run(dataset_cfg)
-    embeddings_dir = faces_out.root / "embeddings"
+    embeddings_dir = faces_out.embeddings
 
     rows, curves = [], {}
     for name in selected_recognizers(cfg):
@@ -96,9 +89,10 @@ def run(cfg: DictConfig) -> BaselineOutputs:
     table = pd.DataFrame(rows, columns=table_columns(cfg.baseline)).astype({c: "Int64" for c in COUNT_COLUMNS})
 
     resultsio.write_csv(table, out.csv)
-    markdown = to_markdown(table, cfg, labels, chosen)
+    markdown = to_markdown(table, cfg, describe_data(cfg, labels, chosen))
     resultsio.write_text(markdown, out.markdown)
     resultsio.write_failures(failures, out.failures)
+    resultsio.write_csv(roc_table(curves), out.roc_csv)
     plot_roc(curves, cfg.baseline, out.roc)
     resultsio.write_json(record(
         cfg, "baseline",
@@ -112,6 +106,45 @@ def run(cfg: DictConfig) -> BaselineOutputs:
     ), out.provenance)
     log.info("baseline: %d photos, %d with a face -> %s", len(labels), int(chosen.face_id.ne("").sum()), out.csv)
     print(markdown)  # a benchmark prints its table
+    return out
+
+
+def missing_identities(folder: Path, labels_path: Path) -> str | None:
+    """The n/a status when the identities set is absent (no folder, or no labels file in it);
+    None when its labels file is there."""
+    if labels_path.is_file():
+        return None
+    if folder.is_dir():
+        return (f"n/a: identities set not found at {folder} (it has no {labels_path.name} "
+                "with columns path,identity)")
+    return f"n/a: identities set not found at {folder} (set identities.path, or BENCH_SHARED for ../shared)"
+
+
+def write_unavailable(cfg: DictConfig, out: BaselineOutputs, reason: str, labels_path: Path) -> BaselineOutputs:
+    """Every file of the stage, saying `reason` instead of a number: one n/a row per
+    recognizer and metric (its default threshold and where it comes from, which need no data),
+    no failure rows, the ROC CSV's header alone and a figure with the reason."""
+    rows = []
+    for name in selected_recognizers(cfg):
+        recognizer = build_recognizer(name, cfg)  # no weights are loaded: a config, not a model
+        rows += [{"recognizer": name, "metric": m, "status": reason,
+                  "threshold": verification.threshold_of(recognizer, m)[0],
+                  "threshold_source": threshold_source(recognizer, m)} for m in cfg.baseline.metrics]
+    table = pd.DataFrame(rows, columns=table_columns(cfg.baseline)).astype({c: "Int64" for c in COUNT_COLUMNS})
+    resultsio.write_csv(table, out.csv)
+    markdown = to_markdown(table, cfg, f"Data: none ({reason}); no pair was compared.")
+    resultsio.write_text(markdown, out.markdown)
+    resultsio.write_failures([], out.failures)
+    resultsio.write_csv(roc_table({}), out.roc_csv)
+    plot_roc({}, cfg.baseline, out.roc, empty=reason)
+    # dvc.yaml declares the identities set's results folder: empty, as nothing was detected.
+    out.dataset.root.mkdir(parents=True, exist_ok=True)
+    resultsio.write_json(record(
+        cfg, "baseline", data_manifest={"labels": str(labels_path), "status": reason},
+        counts={"photos": 0, "photos_with_face": 0, "failures": 0},
+    ), out.provenance)
+    log.warning("baseline: %s; wrote n/a rows -> %s", reason, out.csv)
+    print(markdown)  # a benchmark prints its table, n/a rows included
     return out
 
 
@@ -185,8 +218,9 @@ def threshold_source(recognizer, metric: str) -> str:
 def evaluate_recognizer(recognizer, embeddings, chosen: pd.DataFrame, opts: DictConfig):
     """(table rows, ROC curves, failure rows) for one recognizer, one row per metric."""
     name, metrics = recognizer.name, list(opts.metrics)
-    if embeddings.unavailable is not None:
-        rows = [{"recognizer": name, "metric": m, "status": embeddings.unavailable,
+    unavailable = shared_reason(embeddings, chosen)
+    if unavailable is not None:
+        rows = [{"recognizer": name, "metric": m, "status": unavailable,
                  "threshold": verification.threshold_of(recognizer, m)[0], "threshold_source": threshold_source(recognizer, m)}
                 for m in metrics]
         return rows, {}, []
@@ -217,6 +251,19 @@ def evaluate_recognizer(recognizer, embeddings, chosen: pd.DataFrame, opts: Dict
         at_default = verification.rates_at(d, same, threshold) if why_not is None else None
         curves[(name, metric)] = (far, tar, at_default, row["roc_auc"])
     return rows, curves, failures
+
+
+def shared_reason(embeddings, chosen: pd.DataFrame) -> str | None:
+    """The one reason why none of the chosen faces has an embedding (e.g. the recognizer's
+    weights are missing), so that its rows say so rather than "needs both genuine and impostor
+    pairs"; None when some chosen face has one or the reasons differ. read_embeddings finds
+    such a reason only when every face of the file shares it, and faces that could not be
+    aligned (never chosen) have a reason of their own."""
+    if embeddings.unavailable is not None:
+        return embeddings.unavailable
+    index = embeddings.index()
+    reasons = {embeddings.status[index[f]] if f in index else "n/a: not embedded" for f in chosen.face_id if f}
+    return reasons.pop() if len(reasons) == 1 and OK not in reasons else None
 
 
 def usable_faces(name: str, embeddings, chosen: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
@@ -255,7 +302,15 @@ def round6(value):
     return round(float(value), 6) if isinstance(value, (float, np.floating)) else value
 
 
-def to_markdown(table: pd.DataFrame, cfg: DictConfig, labels: pd.DataFrame, chosen: pd.DataFrame) -> str:
+def describe_data(cfg: DictConfig, labels: pd.DataFrame, chosen: pd.DataFrame) -> str:
+    """The table's data line: photos, people, faces found."""
+    with_face = int(chosen.face_id.ne("").sum())
+    return (f"Data: {len(labels)} photos of {labels.identity.nunique()} people "
+            f"({cfg.identities.path}/{cfg.identities.labels}); {with_face} with a face found by "
+            f"{cfg.choices.detector} (the largest face per photo); every pair of those photos is compared.")
+
+
+def to_markdown(table: pd.DataFrame, cfg: DictConfig, data: str) -> str:
     opts = cfg.baseline
     folds, far = int(opts.folds), far_column(opts)
     shown = table.copy()
@@ -264,13 +319,10 @@ def to_markdown(table: pd.DataFrame, cfg: DictConfig, labels: pd.DataFrame, chos
             continue
         shown[column] = shown[column].map(lambda v: f"{v:.4f}" if isinstance(v, float) and not np.isnan(v) else v)
     shown = shown.astype(object).where(shown.notna(), "")
-    with_face = int(chosen.face_id.ne("").sum())
     lines = [
         "**Genuine baseline: verification of real people before anonymization**", "",
         shown.to_markdown(index=False, tablefmt="pipe", disable_numparse=True), "",
-        f"Data: {len(labels)} photos of {labels.identity.nunique()} people "
-        f"({cfg.identities.path}/{cfg.identities.labels}); {with_face} with a face found by "
-        f"{cfg.choices.detector} (the largest face per photo); every pair of those photos is compared.",
+        data,
         "accuracy, tar, far: at the recognizer's default threshold (same person when distance <= threshold). "
         f"cv{folds}_*: best-threshold accuracy by {folds}-fold cross-validation (threshold chosen on "
         f"the training folds, mean and std over the held-out folds; seed {int(opts.seed)}). "
@@ -278,7 +330,8 @@ def to_markdown(table: pd.DataFrame, cfg: DictConfig, labels: pd.DataFrame, chos
         "A row whose status is n/a has numbers only where the reason allows: without a default "
         "threshold (a stand-in not calibrated yet) only the threshold-free columns are filled.",
     ]
-    if table.threshold_source.astype(str).str.startswith("calibration").any():
+    calibrated = table.threshold_source.astype(str).str.startswith("calibration") & table.accuracy.notna()
+    if calibrated.any():
         lines.append("threshold_source calibration:*: the threshold was fitted on these same pairs, "
                      "so accuracy, tar and far at it are in-sample (optimistic); cv* is the held-out estimate.")
     return "\n".join(lines) + "\n"
@@ -296,8 +349,27 @@ def embeddings_provenance(folder: Path) -> dict:
     return {name: {k: entry[k] for k in keep if k in entry} for name, entry in recorded.items()}
 
 
-def plot_roc(curves: dict, opts: DictConfig, path: Path) -> None:
-    """One panel per metric, one ROC curve per recognizer, its default threshold marked."""
+def tpr_at(far: np.ndarray, tar: np.ndarray, fprs: np.ndarray) -> np.ndarray:
+    """At each of `fprs`, the highest TAR of any ROC point whose FAR is at most it: the empirical
+    ROC's step function read at those rates, no interpolation (`far` non-decreasing, from 0)."""
+    best = np.maximum.accumulate(np.asarray(tar, dtype=np.float64))
+    # 1e-12: a FAR of k/n equal to a grid rate must not miss it by a rounding error
+    k = np.searchsorted(np.asarray(far, dtype=np.float64), np.asarray(fprs) + 1e-12, side="right") - 1
+    return best[k]
+
+
+def roc_table(curves: dict) -> pd.DataFrame:
+    """The ROC CSV: per curve (recognizer, metric, in the table's order) its TAR at ROC_FPRS,
+    long format, rounded like the table (the same seed gives the same bytes)."""
+    parts = [pd.DataFrame({"recognizer": name, "metric": metric, "fpr": ROC_FPRS,
+                           "tpr": np.round(tpr_at(far, tar, ROC_FPRS), 6)})
+             for (name, metric), (far, tar, _, _) in curves.items()]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(ROC_COLUMNS))
+
+
+def plot_roc(curves: dict, opts: DictConfig, path: Path, empty: str = "no recognizer available") -> None:
+    """One panel per metric, one ROC curve per recognizer, its default threshold marked;
+    a panel without curves says `empty`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -323,7 +395,7 @@ def plot_roc(curves: dict, opts: DictConfig, path: Path) -> None:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="lower right", fontsize=8)
         else:
-            ax.text(0.5, 0.5, "no recognizer available", ha="center", va="center", transform=ax.transAxes)
+            ax.text(0.5, 0.5, textwrap.fill(empty, 36), ha="center", va="center", fontsize=8, transform=ax.transAxes)
     fig.suptitle(f"Genuine baseline ROC (dots: default thresholds; dotted: FAR = {float(opts.far):g})")
     fig.tight_layout()
     with resultsio.atomic_path(path, suffix=".png") as tmp:

@@ -28,6 +28,7 @@ from bench import resultsio
 from bench.embedding_runner import NOT_ALIGNED, describe, embed_faces, embed_with, file_sha256  # noqa: F401
 from bench.embeddings import load_embeddings, write_embeddings  # noqa: F401 (load_embeddings: public API)
 from bench.errors import BenchError
+from bench.layout import DatasetLayout
 from bench.provenance import record
 from bench.recognizers import build_recognizer, selected_recognizers
 
@@ -36,13 +37,12 @@ log = logging.getLogger(__name__)
 
 def outputs(cfg: DictConfig) -> Path:
     """The embeddings folder of cfg.dataset."""
-    return Path(cfg.results_dir) / str(cfg.dataset.name) / "embeddings"
+    return DatasetLayout.from_config(cfg).embeddings
 
 
 def run(cfg: DictConfig) -> Path:
     """Embeds every aligned face of cfg.dataset with every recognizer in cfg.recognizers."""
-    root = Path(cfg.results_dir) / str(cfg.dataset.name)
-    faces_path = root / "faces.parquet"
+    faces_path = DatasetLayout.from_config(cfg).faces
     if not faces_path.is_file():
         raise BenchError(f"{faces_path} not found: run `python -m bench faces dataset={cfg.dataset.name}` first")
     faces = pd.read_parquet(faces_path)

@@ -34,7 +34,7 @@ from omegaconf import DictConfig
 
 from bench.datasets import dataset_root
 from bench import resultsio
-from bench.cells import Cell
+from bench.layout import Cell, DatasetLayout
 from bench.embedding_runner import embed_with
 # Embeddings, read_embeddings and threshold_of live in library modules (the baseline stage and
 # the leaks stage use them too); re-exported here, where the evaluation's API always had them.
@@ -158,7 +158,7 @@ def outcome_frame(pairs, recognizer, metric, comparison, right, threshold, dista
     return pd.DataFrame(frame)
 
 
-# ---- reading one cell's files (the part issue 4 wires up) --------------------------------
+# ---- reading one cell's files ---------------------------------------------------------------
 
 @dataclass(frozen=True)
 class EmbeddingDirs:
@@ -171,16 +171,12 @@ class EmbeddingDirs:
     result: Path
 
 
-def default_embedding_dirs(results_dir: Path, dataset: str, pairs_path: Path, pool: str) -> EmbeddingDirs:
-    """Where the embed stage puts each kind of face's embeddings, by convention:
-    <results_dir>/<dataset>/embeddings, <results_dir>/pools/<pool>/embeddings (pool: the
-    pairs' `pool` column) and <cell>/embeddings next to pairs.parquet. Issue 4 may change
-    these; this is the one place that says it."""
-    return EmbeddingDirs(
-        source=results_dir / dataset / "embeddings",
-        target=results_dir / "pools" / str(pool) / "embeddings",
-        result=pairs_path.parent / "embeddings",
-    )
+def default_embedding_dirs(cell: Cell) -> EmbeddingDirs:
+    """Where the evaluate stage puts each kind of face's embeddings: inside the cell
+    (<cell>/embeddings/{sources,targets,results}), so that cells running at once never
+    write the same file; the content-addressed embedding cache makes the repeats cheap."""
+    return EmbeddingDirs(source=cell.embeddings / "sources", target=cell.embeddings / "targets",
+                         result=cell.embeddings / "results")
 
 
 def load_cell_outcomes(pairs: pd.DataFrame, dirs: EmbeddingDirs, recognizers, metrics=METRICS) -> pd.DataFrame:
@@ -196,7 +192,7 @@ def load_cell_outcomes(pairs: pd.DataFrame, dirs: EmbeddingDirs, recognizers, me
 # ---- the stage ---------------------------------------------------------------------------
 
 def outcomes_path(cell: Cell) -> Path:
-    return cell.root / "outcomes.parquet"
+    return cell.outcomes
 
 
 def run(cfg: DictConfig) -> Path:
@@ -212,9 +208,9 @@ def run(cfg: DictConfig) -> Path:
     if not cell.pairs.is_file():
         raise BenchError(f"{cell.pairs} not found: run `python -m bench anonymize` for this cell first")
     pairs = pd.read_parquet(cell.pairs)
-    dirs = default_embedding_dirs(cell.results_dir, cell.dataset, cell.pairs, cell.pool)
+    dirs = default_embedding_dirs(cell)
     face_sets = {
-        dirs.source: (subset(cell.dataset_dir / "faces.parquet", pairs.source_face), dataset_root(cfg.dataset)),
+        dirs.source: (subset(DatasetLayout(cell.results_dir, cell.dataset).faces, pairs.source_face), dataset_root(cfg.dataset)),
         dirs.target: target_faces(cfg, pairs),
         dirs.result: (subset(cell.faces, pairs.result_face), cell.root),
     }
@@ -230,7 +226,7 @@ def run(cfg: DictConfig) -> Path:
     resultsio.write_parquet(outcomes, outcomes_path(cell))
     resultsio.write_json(record(cfg, "evaluate", cell=str(cell.root), recognizers=summary,
                                 pairs={"path": str(cell.pairs), "sha256": resultsio.sha256_file(cell.pairs)}),
-                         cell.root / "evaluate.provenance.json")
+                         cell.evaluate_provenance)
     log.info("%s: %d outcome rows for %d pairs x %d recognizers -> %s",
              cell.generator, len(outcomes), len(pairs), len(names), outcomes_path(cell))
     return outcomes_path(cell)
@@ -245,7 +241,8 @@ def subset(faces_path: Path, ids: pd.Series) -> pd.DataFrame:
 
 def target_faces(cfg: DictConfig, pairs: pd.DataFrame) -> tuple[pd.DataFrame, Path]:
     """The pool faces chosen as targets, and the folder their photos are relative to."""
-    from bench.pools.base import build_pool, pool_outputs
+    from bench.layout import pool_outputs
+    from bench.pools.base import build_pool
 
     faces_path = pool_outputs(cfg).faces
     if not faces_path.is_file():  # obfuscations run without a pool: no targets to embed

@@ -12,7 +12,6 @@ Detections are cached per photo content under <results_dir>/cache/detections/, s
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -27,6 +26,7 @@ from bench.facetable import (
     remove_stale_crops, slug, weights_manifest, write_crop,
 )
 from bench.images import load_photo
+from bench.layout import DatasetLayout, cache_dir
 from bench.provenance import record
 from bench.registry import DETECTORS
 
@@ -35,41 +35,16 @@ log = logging.getLogger(__name__)
 PHOTO_COLUMNS = ["photo", "sha256", "width", "height", "source_mode", "exif_rotated", "n_faces", "status"]
 
 
-@dataclass(frozen=True)
-class FacesOutputs:
-    root: Path
-
-    @property
-    def faces(self) -> Path:
-        return self.root / "faces.parquet"
-
-    @property
-    def photos(self) -> Path:
-        return self.root / "photos.csv"
-
-    @property
-    def failures(self) -> Path:
-        return self.root / "failures.csv"
-
-    @property
-    def crops(self) -> Path:
-        return self.root / "crops"
-
-    @property
-    def provenance(self) -> Path:
-        return self.root / "faces.provenance.json"
+def outputs(cfg: DictConfig) -> DatasetLayout:
+    return DatasetLayout.from_config(cfg)
 
 
-def outputs(cfg: DictConfig) -> FacesOutputs:
-    return FacesOutputs(Path(cfg.results_dir) / str(cfg.dataset.name))
-
-
-def run(cfg: DictConfig) -> FacesOutputs:
+def run(cfg: DictConfig) -> DatasetLayout:
     """Detects, aligns and lists every face of `cfg.dataset`; returns where it wrote."""
     out = outputs(cfg)
     detector: Detector = DETECTORS.build(cfg.detector, name=cfg.choices.detector)
     detector.prepare()  # a missing weights file stops here, before anything is written
-    cache = DetectionCache(Path(cfg.results_dir) / "cache" / "detections" / detector_key(cfg.detector, detector))
+    cache = DetectionCache(cache_dir(cfg.results_dir, "detections") / detector_key(cfg.detector, detector))
     photos, skipped = list_photos(cfg.dataset, cfg.faces.image_extensions)
 
     face_rows, photo_rows, failures = [], [], []

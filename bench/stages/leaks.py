@@ -18,7 +18,7 @@ the same five landmarks cut the same spot out of both.
 Reads:  <results_dir>/<dataset>/photos.csv (faces stage: which photos are readable),
         the cell's photos/<slug(photo)>.png and pairs.parquet (anonymize stage), the
         original photos under dataset.path, detector and recognizer weights.
-Writes, in the cell folder (bench.cells.Cell):
+Writes, in the cell folder (bench.layout.Cell):
         leaks.parquet             one row per found face x check (LEAK_COLUMNS), plus one
                                   row per readable photo that has no anonymized photo
         metrics.json              {"leaks": per recognizer, per photo, totals, missing outputs}
@@ -43,7 +43,7 @@ from bench.datasets import dataset_root
 from bench import resultsio
 from bench.anonymizer import unchanged_max_diff
 from bench.boxes import box_mean_abs_diff
-from bench.cells import Cell
+from bench.layout import Cell, DatasetLayout, cache_dir
 from bench.detectors import build_detector, detect_turned, split_turned, turned_consensus
 from bench.detectors.base import Detection, Detector
 from bench.detectors.ensemble import EnsembleDetector, merge_detections
@@ -89,7 +89,7 @@ def run(cfg: DictConfig) -> Cell:
     """Checks one cell's anonymized photos for faces that are still real; returns the cell."""
     cell = Cell.from_config(cfg)
     opts = options(cfg)
-    manifest_path = cell.dataset_dir / "photos.csv"
+    manifest_path = DatasetLayout(cell.results_dir, cell.dataset).photos
     if not manifest_path.is_file():
         raise BenchError(f"{manifest_path} not found: run `python -m bench faces` for this configuration first")
     if not cell.pairs.is_file():
@@ -104,7 +104,7 @@ def run(cfg: DictConfig) -> Cell:
     if not detectors:
         raise BenchError(f"no detector can run here: {unavailable}")
     rotations = [int(r) for r in opts["rotations"] or []]
-    caches = {name: DetectionCache(Path(cfg.results_dir) / "cache" / "detections" /
+    caches = {name: DetectionCache(cache_dir(cfg.results_dir, "detections") /
                                    detector_key({"detector": component_config("detector", name, cfg),
                                                  "rotations": rotations}, det))
               for name, det in detectors.items()}

@@ -7,7 +7,8 @@ Writes: <results_dir>/pools/<pool.name>/faces.parquet   the pool's faces, faces.
                                                         (photo relative to pool.path)
         <results_dir>/pools/<pool.name>/crops/          aligned 112x112 crops
         <results_dir>/pools/<pool.name>/images.csv      one row per image (the data manifest):
-                       photo, sha256, width, height, status (ok / no_face / not_aligned / unreadable)
+                       photo, sha256, width, height, status (ok / no_face / not_aligned / unreadable /
+                       not in the balanced subset: pool.balanced, bench.pools.balanced)
         <results_dir>/pools/<pool.name>/failures.csv    images without a usable face
         <results_dir>/pools/<pool.name>/manifold.parquet  one row per pool face: photo,
                        box, the status of each feature, estimated age and gender
@@ -44,7 +45,8 @@ from bench.facetable import (
     weights_manifest, write_crop,
 )
 from bench.images import load_photo
-from bench.pools.base import Pool, PoolOutputs, build_pool, pool_outputs
+from bench.layout import PoolOutputs, cache_dir, pool_outputs
+from bench.pools.base import Pool, build_pool
 from bench.provenance import record
 from bench.detectors import build_detector
 from bench.recognizers import component_config
@@ -76,6 +78,8 @@ def run(cfg: DictConfig) -> PoolOutputs:
         if fail is not None:
             failures.append(fail)
     faces = pd.DataFrame(rows, columns=FACE_COLUMNS)
+    # A balanced pool (pool.balanced) keeps an equal number per estimated gender x age band.
+    faces, images, balance = pool.select(faces, images, lambda f: compute_features(f, out.root, pool.path, ["agegender"], cfg))
     remove_stale_crops(out.crops, set(faces.crop[faces.aligned].map(lambda c: c.split("/")[-1])))
     detect_s = time.perf_counter() - started
 
@@ -94,7 +98,7 @@ def run(cfg: DictConfig) -> PoolOutputs:
               **{f"{kind}_ok": int(feats.ok(kind).sum()) for kind in KINDS}}
     resultsio.write_json(record(
         cfg, "manifold",
-        pool={"name": pool.name, "path": str(pool.path), "weights": _weights(pool)},
+        pool={"name": pool.name, "path": str(pool.path), "weights": _weights(pool), "balance": balance},
         detector={"name": detector.name, "weights": weights_manifest(detector),
                   "detect_min_side": how.min_side, "detect_pads": list(how.pads)},
         query_recognizer=str(cfg.query_recognizer),
@@ -123,7 +127,7 @@ class PoolDetection:
 
 def detection_cache_dir(cfg: DictConfig, detector: Detector, how: PoolDetection) -> Path:
     """Pool detections depend on the upscaling and padding too: their own cache folder."""
-    return Path(cfg.results_dir) / "cache" / "detections" / f"{detector_key(component_config('detector', detector.name, cfg), detector)}-{how.key()}"
+    return cache_dir(cfg.results_dir, "detections") / f"{detector_key(component_config('detector', detector.name, cfg), detector)}-{how.key()}"
 
 
 def pool_face(ref, detector: Detector, cache: DetectionCache, cfg: DictConfig, out: PoolOutputs, how: PoolDetection):

@@ -11,7 +11,8 @@ import logging
 from omegaconf import DictConfig
 
 from bench import resultsio
-from bench.pools.base import Pool, build_pool, pool_outputs
+from bench.layout import pool_outputs
+from bench.pools.base import Pool, build_pool
 from bench.provenance import record
 
 log = logging.getLogger(__name__)

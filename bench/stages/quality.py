@@ -38,7 +38,8 @@ from bench.images import load_photo
 from bench import resultsio
 from bench.align import align_face
 from bench.facetable import slug
-from bench.cells import Cell
+from bench.footnotes import markdown_with_footnotes
+from bench.layout import Cell, DatasetLayout, quality_files, tables_dir
 from bench.errors import BenchError
 from bench.imagequality import landmark_nme, pixel_measures, pose_difference
 from bench.provenance import record
@@ -54,26 +55,26 @@ SUMMARY_COLUMNS = ["generator", "status", "faces", "swapped", "redetection_rate"
 
 
 def output_dir(cfg: DictConfig) -> Path:
-    return Path(cfg.results_dir) / "tables" / str(cfg.dataset.name) / str(cfg.pool.name)
+    return tables_dir(cfg.results_dir, str(cfg.dataset.name), str(cfg.pool.name))
 
 
 def run(cfg: DictConfig) -> Path:
     """Measures every listed generator's cell; returns the folder of the summary table."""
     base = Cell.from_config(cfg)
-    sources = pd.read_parquet(base.dataset_dir / "faces.parquet")
-    out = output_dir(cfg)
-    stem = f"quality_{base.metric}-{base.query}"
-    rows = [summarise(cfg, replace(base, generator=str(name)), sources, out / stem) for name in cfg.quality.generators]
+    sources = pd.read_parquet(DatasetLayout(base.results_dir, base.dataset).faces)
+    files = quality_files(base.results_dir, base.dataset, base.pool, base.metric, base.query)
+    rows = [summarise(cfg, replace(base, generator=str(name)), sources, files["pairs"]) for name in cfg.quality.generators]
     table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-    resultsio.write_csv(table, out / f"{stem}.csv")
+    resultsio.write_csv(table, files["csv"])
     resultsio.write_text(
         f"# Fig. 4: generator quality and utility ({base.dataset}, pool {base.pool}, "
-        f"{base.metric}-{base.query})\n\n" + table.to_markdown(index=False, floatfmt=".4g") + "\n",
-        out / f"{stem}.md")
+        f"{base.metric}-{base.query})\n\n"
+        + markdown_with_footnotes(table, index=False, floatfmt=".4g") + "\n",  # n/a reasons as footnotes
+        files["md"])
     resultsio.write_json(record(cfg, "quality", cells={r: str(replace(base, generator=str(r)).root)
-                                                        for r in cfg.quality.generators}), out / f"{stem}.provenance.json")
-    log.info("quality of %d generators -> %s", len(table), out / f"{stem}.csv")
-    return out
+                                                        for r in cfg.quality.generators}), files["provenance"])
+    log.info("quality of %d generators -> %s", len(table), files["csv"])
+    return output_dir(cfg)
 
 
 def summarise(cfg: DictConfig, cell: Cell, sources: pd.DataFrame, pair_dir: Path) -> dict:

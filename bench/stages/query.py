@@ -32,15 +32,15 @@ from omegaconf import DictConfig
 
 from bench.datasets import dataset_root
 from bench import resultsio
-from bench.cells import Cell
+from bench.layout import Cell, DatasetLayout, PoolOutputs, pool_outputs, sidecar
 from bench.errors import BenchError
 from bench.facetable import failure
-from bench.pools.base import PoolOutputs, build_pool, pool_outputs
+from bench.pools.base import build_pool
 from bench.provenance import record
 from bench.queries.base import GENDERS, AgeGender, NoCandidate, Query, rng_for
 from bench.registry import QUERIES, SPACES
 from bench.spaces.base import Space
-from bench.spaces.features import Features, compute_features
+from bench.spaces.features import Features, all_distances, compute_features
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +52,8 @@ TARGET_COLUMNS = [
 
 
 def targets_path(cfg: DictConfig) -> Path:
-    """<results_dir>/<dataset>/targets/<pool>/<metric>-<query>.parquet (bench.cells)."""
+    """<results_dir>/<dataset>/targets/<pool>/<metric>-<query>.parquet (bench.layout)."""
     return Cell.from_config(cfg).targets
-
-
-def sidecar(path: Path, suffix: str) -> Path:
-    """<metric>-<query>.parquet -> <metric>-<query><suffix>."""
-    return path.with_name(path.name[: -len(".parquet")] + suffix)
 
 
 def run(cfg: DictConfig) -> Path:
@@ -68,11 +63,11 @@ def run(cfg: DictConfig) -> Path:
     query: Query = QUERIES.build(cfg.query, name=cfg.choices.query)
     pool = build_pool(cfg)
     pool_faces, pool_feats = load_manifold(pool_outputs(cfg), space, cfg)
-    dataset_dir = Path(cfg.results_dir) / str(cfg.dataset.name)
-    faces = read_faces(dataset_dir / "faces.parquet")
+    dataset_faces = DatasetLayout.from_config(cfg).faces
+    faces = read_faces(dataset_faces)
 
     kinds = [space.feature] + (["agegender"] if query.same_age_gender else [])
-    sources = compute_features(faces, dataset_dir, dataset_root(cfg.dataset), kinds, cfg)
+    sources = compute_features(faces, dataset_faces.parent, dataset_root(cfg.dataset), kinds, cfg)
     distances = all_distances(space, sources, pool_feats, pool_faces.aligned.to_numpy(bool))
     features_s = time.perf_counter() - started
 
@@ -84,7 +79,7 @@ def run(cfg: DictConfig) -> Path:
     resultsio.write_json(record(
         cfg, "query",
         space=space.describe(), strategy=query.name, pool=pool.name,
-        inputs={"faces": _manifest(dataset_dir / "faces.parquet"),
+        inputs={"faces": _manifest(dataset_faces),
                 "pool_manifold": _manifest(pool_outputs(cfg).arrays)},
         counts={"source_faces": len(faces), "targets": len(rows), "failures": len(failures),
                 "pool_faces_with_feature": int(np.isfinite(distances).any(axis=0).sum()) if len(faces) else 0},
@@ -125,18 +120,6 @@ def load_manifold(out: PoolOutputs, space: Space, cfg: DictConfig) -> tuple[pd.D
             raise BenchError(f"pool {cfg.pool.name}'s embeddings are {used}'s, not {wanted}'s: "
                              f"run `python -m bench manifold pool={cfg.choices.pool} query_recognizer={wanted}`")
     return faces, feats
-
-
-def all_distances(space: Space, sources: Features, pool: Features, pool_aligned: np.ndarray) -> np.ndarray:
-    """(sources, pool) distances; NaN where either face lacks the space's feature."""
-    kind = space.feature
-    src_ok = sources.ok(kind)
-    pool_ok = pool.ok(kind) & pool_aligned
-    out = np.full((len(sources), len(pool)), np.nan, np.float64)
-    if src_ok.any() and pool_ok.any():
-        block = space.distances(sources.matrix(kind)[src_ok], pool.matrix(kind)[pool_ok])
-        out[np.ix_(np.flatnonzero(src_ok), np.flatnonzero(pool_ok))] = block
-    return out
 
 
 def pick_targets(cfg, space: Space, query: Query, faces: pd.DataFrame, sources: Features, distances: np.ndarray,

@@ -6,7 +6,8 @@ per recognizer plus their unweighted average; columns Source vs Target and Sourc
 each for the "furthest" and the "random" target strategy (conf/config.yaml `tables`).
 Table 1 uses cosine distance, Table 3 L2 (deepface's euclidean_l2), both with targets
 queried in embedding space; Table 2 repeats the layout for targets queried in SSIM and RMSE
-space. A cell without a number says "n/a: <reason>".
+space. A cell without a number says "n/a: <reason>" (in the Markdown rendering "n/a¹", each
+distinct reason once under the table: bench.footnotes).
 
 `verification_table(outcomes, spec, recognizers)` is the pure writer: it takes the long
 outcome table of bench.stages.evaluate.evaluate_pairs and returns a VerificationTable that
@@ -20,17 +21,20 @@ Writes: <results_dir>/tables/<dataset>/<pool>/verification/<generator>/{table1,t
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable
 
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from bench import resultsio
 from bench.errors import BenchError
+from bench.footnotes import markdown_with_footnotes
+from bench.layout import DatasetLayout, verification_dir, verification_provenance
 from bench.provenance import record
 from bench.recognizers import selected_recognizers
+from bench.tablespec import TableSpec, table_specs  # noqa: F401 (table_specs: public API of the stage)
 
 log = logging.getLogger(__name__)
 
@@ -39,30 +43,6 @@ SPACE_LABELS = {"embedding": "Embedding", "fid": "FID", "rmse": "RMSE", "ssim": 
 METRIC_LABELS = {"cosine": "cosine", "euclidean_l2": "L2", "euclidean": "Euclidean"}
 AVERAGE = "average"
 OK = "ok"
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    """One of the paper's tables: which metric, which query spaces, which columns."""
-
-    name: str
-    metric: str
-    spaces: tuple[str, ...] = ("embedding",)
-    # column label -> the strategy name in pairs.parquet
-    strategies: Mapping[str, str] = field(default_factory=lambda: {"furthest": "furthest", "random": "random_furthest"})
-    comparisons: tuple[str, ...] = ("source_vs_target", "source_vs_result")
-    title: str = ""
-
-    @classmethod
-    def from_config(cls, name: str, node: Mapping, strategies: Mapping[str, str]) -> "TableSpec":
-        node = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
-        return cls(name=name, metric=node["metric"], spaces=tuple(node.get("spaces", ("embedding",))),
-                   strategies=dict(node.get("strategies") or strategies),
-                   comparisons=tuple(node.get("comparisons", cls.comparisons)), title=node.get("title", ""))
-
-    def columns(self) -> list[tuple[str, str, str]]:
-        """(space, comparison, column label) in display order."""
-        return [(s, c, label) for s in self.spaces for c in self.comparisons for label in self.strategies]
 
 
 @dataclass(frozen=True)
@@ -123,7 +103,8 @@ class VerificationTable:
         table.columns = self.display_labels()
         table.index.name = "Recognizer"
         lines = [f"**{self.spec.title}**", ""] if self.spec.title else []
-        lines.append(table.reset_index().to_markdown(index=False, tablefmt="pipe", disable_numparse=True))
+        # "n/a: <reason>" cells become "n/a¹" with each reason once under the table (the CSV keeps them).
+        lines.append(markdown_with_footnotes(table.reset_index(), index=False, tablefmt="pipe", disable_numparse=True))
         lines += ["", self.note()]
         return "\n".join(lines) + "\n"
 
@@ -209,11 +190,6 @@ def average_row(cells: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cells.columns)
 
 
-def table_specs(cfg: DictConfig) -> list[TableSpec]:
-    strategies = OmegaConf.to_container(cfg.tables.strategies, resolve=True)
-    return [TableSpec.from_config(name, node, strategies) for name, node in cfg.tables.specs.items()]
-
-
 def write_table(table: VerificationTable, folder: Path) -> list[Path]:
     name = table.spec.name
     return [
@@ -227,12 +203,12 @@ def write_table(table: VerificationTable, folder: Path) -> list[Path]:
 
 def output_dir(cfg: DictConfig) -> Path:
     """<results_dir>/tables/<dataset>/<pool>/verification/: one folder per generator inside."""
-    return Path(cfg.results_dir) / "tables" / str(cfg.dataset.name) / str(cfg.pool.name) / "verification"
+    return verification_dir(cfg.results_dir, str(cfg.dataset.name), str(cfg.pool.name))
 
 
 def find_outcomes(cfg: DictConfig) -> list[Path]:
     """Every evaluated cell's outcomes.parquet of the dataset and pool, sorted."""
-    root = Path(cfg.results_dir) / str(cfg.dataset.name) / "cells" / str(cfg.pool.name)
+    root = DatasetLayout.from_config(cfg).cells(str(cfg.pool.name))
     for pairs in sorted(root.glob("**/pairs.parquet")):
         if not (pairs.parent / "outcomes.parquet").is_file():
             log.warning("%s has no outcomes.parquet: run `python -m bench evaluate` for it; left out", pairs.parent)
@@ -259,6 +235,6 @@ def run(cfg: DictConfig) -> Path:
         cfg, "tables",
         inputs=[{"path": str(p), "sha256": resultsio.sha256_file(p)} for p in outcome_files],
         outputs=[str(p) for p in written],
-    ), out / "tables.provenance.json")
+    ), verification_provenance(cfg.results_dir, str(cfg.dataset.name), str(cfg.pool.name)))
     log.info("%d tables from %d cells -> %s", len(written) // 3, len(outcome_files), out)
     return out

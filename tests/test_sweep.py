@@ -1,0 +1,125 @@
+"""`python -m bench run -m ...`: a 2x2 sweep through Hydra's launchers (joblib's worker
+processes, submitit's local executor) writes the same cells and tables as four runs one after
+another, at the same fixed paths. Cells shrunk to seconds: generators that need no pool or
+targets, Dlib as the only judge and detector, no audit, no FID (quality.generators=[])."""
+from __future__ import annotations
+
+import itertools
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from bench.cli import Task, main, take_flags
+from bench.config import load_config
+
+REPO = Path(__file__).resolve().parent.parent
+SWEEP = {"generator": ["blur", "pixelate"], "query": ["furthest", "random_furthest"]}
+SMALL = ["recognizers=[dlib]", "detector=dlib_hog", "anonymize.audit_detectors=[]", "anonymize.audit_rotations=[]",
+         "anonymize.output_audit_rounds=0", "leaks.detectors=[dlib_hog]", "leaks.rotations=[]", "quality.generators=[]"]
+LAUNCHERS = {
+    "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+    "submitit_local": ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"],
+}
+
+
+@pytest.fixture(scope="module")
+def sequential(tmp_path_factory) -> Path:
+    """Four plain runs, one after another (in this process, through the same command line)."""
+    root = tmp_path_factory.mktemp("sequential")
+    for generator, query in itertools.product(*SWEEP.values()):
+        assert main(["run", f"generator={generator}", f"query={query}", f"results_dir={root}", *SMALL]) == 0
+    return root
+
+
+def sweep(root: Path, launcher: list[str]) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "bench", "run", "-m", *(f"{k}={','.join(v)}" for k, v in SWEEP.items()),
+               f"results_dir={root}", *SMALL, *launcher]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def result_files(root: Path) -> dict[str, Path]:
+    """Every result file by its path under results_dir, less what may differ between two
+    correct runs: Hydra's folder, lock files and provenance records (times, hosts)."""
+    return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*"))
+            if p.is_file() and ".hydra" not in p.relative_to(root).parts and p.suffix != ".lock"
+            and not p.name.endswith("provenance.json")}
+
+
+def content(path: Path):
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix == ".json":
+        return json.loads(path.read_text())
+    return path.read_bytes()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", list(LAUNCHERS))
+def test_sweep_writes_what_four_runs_write(sequential, tmp_path, launcher):
+    done = sweep(tmp_path, LAUNCHERS[launcher])
+    assert done.returncode == 0, done.stderr[-4000:]
+    expected, got = result_files(sequential), result_files(tmp_path)
+    cells = [f"sample/cells/dcgan/{g}/embedding-{q}/{name}" for g, q in itertools.product(*SWEEP.values())
+             for name in ("pairs.parquet", "outcomes.parquet")]
+    tables = [f"tables/sample/dcgan/verification/{g}/table{n}.csv" for g in SWEEP["generator"] for n in (1, 2, 3)]
+    assert set(cells + tables) <= set(expected)
+    assert sorted(got) == sorted(expected)
+    for name, path in expected.items():
+        a, b = content(path), content(got[name])
+        if isinstance(a, pd.DataFrame):
+            pd.testing.assert_frame_equal(a, b, obj=name)
+        else:
+            assert a == b, name
+    # fixed paths: a single run makes no folder of Hydra's; a sweep's record sits beside the
+    # results, named by the command
+    assert not (sequential / ".hydra").exists()
+    assert (tmp_path / ".hydra" / "run" / "multirun.yaml").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".hydra", *(p.name for p in sequential.iterdir())])
+
+
+def test_the_command_line_composes_what_load_config_composes(capsys, tmp_path):
+    overrides = ["dataset=devset", "generator=blur", "seed=3", f"results_dir={tmp_path}"]
+    assert main(["config", *overrides]) == 0
+    printed = OmegaConf.create(capsys.readouterr().out)
+    assert printed == OmegaConf.create(OmegaConf.to_yaml(load_config(overrides), resolve=True))
+    assert printed.choices.generator == "blur" and "hydra" not in printed
+
+
+def test_a_bad_override_is_one_line_and_exit_code_2(capsys, caplog):
+    assert main(["run", "no_such_key=1"]) == 2
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "no_such_key" in errors[0].getMessage()
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_hydra_flags_work(capsys):
+    assert main(["run", "generator=pixelate", "--cfg", "job"]) == 0  # prints, runs nothing
+    assert OmegaConf.create(capsys.readouterr().out).generator == load_config(["generator=pixelate"]).generator
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--help"])
+    assert exit_.value.code == 0
+    assert "hydra/launcher=joblib" in capsys.readouterr().out
+
+
+def test_slurm_preset_extends_submitits_slurm_launcher(capsys):
+    assert main(["run", "hydra/launcher=slurm", "hydra.launcher.partition=cpu", "--cfg", "hydra", "-p", "hydra.launcher"]) == 0
+    launcher = OmegaConf.to_container(OmegaConf.create(capsys.readouterr().out))  # the node itself
+    assert launcher["_target_"].endswith("submitit_launcher.SlurmLauncher")
+    assert launcher["partition"] == "cpu" and launcher["timeout_min"] == 240
+    assert launcher["submitit_folder"].startswith("${hydra.sweep.dir}")
+
+
+def test_task_travels_to_worker_processes():
+    task = Task(command="run", module="bench.pipeline", entry="run", verbose=True)
+    assert pickle.loads(pickle.dumps(task)) == task
+
+
+def test_check_update_flag_selects_the_update_entry():
+    assert take_flags("check", ["--update", "results_dir=x"]) == (["results_dir=x"], "update")
+    assert take_flags("run", ["--update"]) == (["--update"], None)
