@@ -30,7 +30,7 @@ COMMANDS = {
     "faces": ("bench.stages.faces", "detect, align and list every face of a dataset (faces.parquet, failures.csv, crops/)"),
     "recall": ("bench.benchmarks.detection_recall", "detection recall and time per photo of every detector on dlib's hand-made boxes"),
     "config": (None, "print the composed configuration"),
-    "weights": ("bench.weights", "weights status | provision | check: every recognizer's and detector's weights, offline provisioning"),
+    "weights": ("bench.weights", "weights status | provision | fetch | check: every recognizer's and detector's weights, offline provisioning"),
     "embed": ("bench.stages.embed", "embed every aligned face once per recognizer (embeddings/<recognizer>.parquet)"),
     "calibrate": ("bench.recognizers.calibration", "fit stand-in recognizers' thresholds on the identities set (conf/calibration/)"),
     "baseline": ("bench.stages.baseline", "genuine baseline: every recognizer on identity-labelled photos (tables/baseline.csv, ROC)"),
@@ -47,8 +47,10 @@ COMMANDS = {
     "view": ("bench.stages.view", "what one viewer sees of one photo: view photo=ID viewer=USER access=NAME"),
     "metrics": ("bench.stages.metrics", "every table's numbers in one file for the gate and `dvc metrics` (results/metrics.json)"),
     "check": ("bench.gate", "the regression gate: results/metrics.json against conf/gate/ (non-zero exit on a violation; --update rewrites the baseline)"),
+    "attack": ("bench.stages.attack", "attack one cell's anonymization on the identities set: gallery identification, linkability, parrot attacker, distances, Supp. D k-anonymity (results/attack/)"),
     "paper": ("bench.stages.paper", "every quantitative claim of the paper beside our value (results/tables/paper_vs_ours.{csv,md})"),
-    "run": ("bench.pipeline", "the whole chain for one cell: faces, pool, manifold, query, anonymize, evaluate, leaks, tables, quality"),
+    "report": ("bench.stages.report", "the HTML report of a run, from result files only (results/report/index.html)"),
+    "run": ("bench.pipeline", "the whole chain for one cell (or the cells of pipeline.cells, e.g. +experiment=table1): faces, pool, manifold, query, anonymize, evaluate, leaks, tables, quality"),
 }
 
 

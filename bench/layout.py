@@ -19,6 +19,9 @@ stage run leaves behind are checked against the same list. Everything is under
     metrics.json                                                                       metrics
     tables/paper_vs_ours.{csv,md}, .provenance.json                                    paper
     identities/ (faces + embeddings), tables/baseline*, figures/baseline_roc.png      baseline
+    labelled/ (the identities set as a dataset: faces, targets, cells),
+    attack/<pool>/<generator>/<metric>-<query>/                                        attack
+    report/index.html, report/files/<path under results_dir>                          report
     cache/<kind>/…   content-addressed caches (detections, embeddings, features): shared by
                      every stage and cell, written atomically, never a DVC output.
 """
@@ -390,6 +393,123 @@ class BaselineOutputs:
         return [self.dataset.root, self.csv, self.markdown, self.failures, self.roc_csv, self.roc, self.provenance]
 
 
+# ---- the HTML report ------------------------------------------------------------------------
+
+def report_dir(results_dir: Path | str) -> Path:
+    """The report stage's one output: index.html and, under files/, the copies of the result
+    files it shows (at their path under results_dir), so the folder is self-contained."""
+    return Path(results_dir) / "report"
+
+
+def find_cells(results_dir: Path | str, dataset: str, pool: str) -> list[Cell]:
+    """Every cell folder of the dataset and pool that the anonymize stage wrote (it has a
+    photos.csv), sorted by generator, then <metric>-<query> (split at the first "-": metric
+    names have none); a folder whose name does not split so is left out."""
+    root = DatasetLayout(Path(results_dir), dataset).cells(pool)
+    cells = []
+    for table in sorted(root.glob("*/*/photos.csv")):
+        folder = table.parent
+        metric, _, query = folder.name.partition("-")
+        cell = Cell(Path(results_dir), dataset, pool, metric, query, folder.parent.name)
+        if metric and query and cell.root == folder:
+            cells.append(cell)
+    return cells
+
+
+# ---- the attacks -------------------------------------------------------------------------
+
+# conf/dataset/labelled.yaml `name`: the identities set as a dataset, anonymized by the attack
+# stage (its faces, targets and cells live in <results_dir>/labelled/; dvc.yaml's attack stage
+# declares the folder; tests/test_attack.py checks the config agrees).
+ATTACK_DATASET = "labelled"
+
+
+@dataclass(frozen=True)
+class AttackOutputs:
+    """The attack stage's files for one cell (pool, generator, metric, query) under
+    <results_dir>/attack/<pool>/<generator>/<metric>-<query>/, and the labelled dataset's
+    folder it anonymizes (<results_dir>/labelled/: the faces, query, anonymize and evaluate
+    stages' files)."""
+
+    results_dir: Path
+    pool: str
+    generator: str
+    metric: str
+    query: str
+    dataset: str = ATTACK_DATASET
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> "AttackOutputs":
+        return cls(Path(cfg.results_dir), str(cfg.pool.name), cfg.choices.generator, cfg.choices.metric,
+                   cfg.choices.query)
+
+    @property
+    def root(self) -> Path:
+        return self.results_dir / "attack" / self.pool / self.generator / f"{self.metric}-{self.query}"
+
+    @property
+    def data(self) -> DatasetLayout:
+        """The labelled dataset's files (faces, targets, cells of every strategy attacked)."""
+        return DatasetLayout(self.results_dir, self.dataset)
+
+    def cell(self, query: str) -> Cell:
+        """The labelled dataset's cell of this generator and metric with query strategy `query`."""
+        return Cell(self.results_dir, self.dataset, self.pool, self.metric, query, self.generator)
+
+    def table(self, name: str, suffix: str) -> Path:
+        """<root>/<name><suffix>; name one of TABLES, suffix .csv or .md."""
+        return self.root / f"{name}{suffix}"
+
+    # name -> what it holds; each is written as <name>.csv and <name>.md
+    TABLES = {
+        "identification": "1. gallery identification: rank-k of real and anonymized probes vs the real gallery",
+        "linkability": "2. linkability of one person's fakes across photos, per query strategy",
+        "parrot": "3. the parrot attacker (anonymized gallery) beside the naive one (real gallery)",
+        "distances": "4. threshold-free view: Source-vs-Result, genuine and impostor distance summaries",
+        "kanonymity": "5. Supp. D: distance of the mean of k fakes to the source, k = 1..K",
+    }
+
+    def embeddings(self, query: str) -> Path:
+        """The fakes of the labelled faces in strategy `query`'s cell, embedded at the source
+        face's landmarks: <recognizer>.parquet each (bench.embeddings format)."""
+        return self.root / "embeddings" / query
+
+    @property
+    def distances_long(self) -> Path:
+        """Every distance behind distances.csv: recognizer, metric, kind, face_a, face_b, distance."""
+        return self.root / "distances_all.csv"
+
+    def distances_figure(self, recognizer: str) -> Path:
+        """One histogram figure per recognizer: genuine, impostor, Source-vs-Result."""
+        return self.root / f"distances_{recognizer}.png"
+
+    @property
+    def kanonymity_figure(self) -> Path:
+        return self.root / "kanonymity.png"
+
+    @property
+    def kanonymity_fakes(self) -> Path:
+        """The k fakes of each face (crops around the face, PNG) and fakes.parquet listing them."""
+        return self.root / "kanonymity_fakes"
+
+    @property
+    def split(self) -> Path:
+        """path, identity, role (gallery, probe, unused), face_id: who is in the gallery."""
+        return self.root / "split.csv"
+
+    @property
+    def failures(self) -> Path:
+        return self.root / "failures.csv"
+
+    @property
+    def provenance(self) -> Path:
+        return self.root / "provenance.json"
+
+    def files(self) -> list[Path]:
+        """What dvc.yaml's attack stage declares: the attack folder and the labelled dataset's."""
+        return [self.root, self.data.root]
+
+
 # ---- what dvc.yaml declares ------------------------------------------------------------------
 
 def stage_outputs(params: Mapping) -> dict[str, list[Path]]:
@@ -427,4 +547,7 @@ def stage_outputs(params: Mapping) -> dict[str, list[Path]]:
     out["baseline"] = BaselineOutputs(results).files()
     out["metrics"] = [metrics_json(results)]
     out["paper"] = list(paper_files(results).values())
+    out["attack"] = AttackOutputs(results, pool, str(params["generator"]), str(params["compare_metric"]),
+                                  str(params["compare_query"])).files()
+    out["report"] = [report_dir(results)]
     return out

@@ -6,6 +6,9 @@ its own entry function and files (the same as `dvc repro` runs them):
 A stage whose outputs exist is run again anyway: each resumes from its caches, so a
 second call costs little and never reuses a stale table. `pipeline.cells` lists several
 cells to run in turn (conf/experiment/*.yaml: the cells behind each table and figure).
+
+`run_through_evaluate(cfg)` runs the chain up to evaluate only (no leak check, no tables):
+the anonymized photos and their embeddings that the attack stage reads.
 """
 from __future__ import annotations
 
@@ -65,6 +68,45 @@ def run_cell(cfg: DictConfig) -> Cell:
     ]:
         log.info("  %-24s %s", label, path)
     return cell
+
+
+def run_through_evaluate(cfg: DictConfig) -> Cell:
+    """faces -> pool -> manifold -> query -> anonymize -> evaluate for one cell, each stage
+    through its own entry function and files; returns the cell.
+
+    The pool and its manifold are built only where the manifold's files are missing: under
+    `dvc repro` they are another stage's outputs (the caller's dependencies), never rewritten.
+    Obfuscations (a generator that takes no target) skip pool, manifold and query."""
+    cell = Cell.from_config(cfg)
+    data, pool_out = DatasetLayout.from_config(cfg), pool_outputs(cfg)
+    with output_lock(cfg.results_dir, data.root):
+        faces.run(cfg)
+    if GENERATORS.build(cfg.generator).uses_target:
+        with output_lock(cfg.results_dir, pool_out.root):
+            if not (pool_out.faces.is_file() and pool_out.arrays.is_file()):
+                pool.run(cfg)
+                manifold.run(cfg)
+        with output_lock(cfg.results_dir, cell.targets):
+            query.run(cfg)
+    anonymize.run(cfg)
+    evaluate.run(cfg)
+    return cell
+
+
+def with_choice(cfg: DictConfig, group: str, name: str) -> DictConfig:
+    """A copy of `cfg` with conf/<group>/<name>.yaml as its `group` (interpolated against the
+    copy, so `${identities.path}` and the like resolve) and `choices.<group>` = name.
+
+    Raises:
+        UnknownComponent: conf/<group>/ has no `name`.
+    """
+    if str(name) not in group_options(group):
+        raise UnknownComponent(f"no {group} {name!r} in conf/{group}/ (known: {', '.join(group_options(group))})")
+    one = copy.deepcopy(cfg)
+    with open_dict(one):
+        one[group] = OmegaConf.load(CONF_DIR / group / f"{name}.yaml")
+        one.choices[group] = str(name)
+    return one
 
 
 CELL_GROUPS = ("metric", "query", "generator")

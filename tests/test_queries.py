@@ -106,11 +106,13 @@ def test_pool_faces_without_estimate_never_match():
 
 def test_query_configs():
     names = set(QUERIES.names())
-    assert names == {"closest", "furthest", "random_furthest", "closest_ag", "furthest_ag", "random_furthest_ag"}
+    assert names == {"closest", "furthest", "random_furthest", "closest_ag", "furthest_ag", "random_furthest_ag",
+                     "random_furthest_per_person"}
     for name in names:
         query = QUERIES.build(name)
         assert query.same_age_gender == name.endswith("_ag")
         assert query.random == name.startswith("random")
+        assert query.per_person == name.endswith("_per_person")
 
 
 def test_age_gender_estimators(cfg_factory, tmp_path):

@@ -10,6 +10,15 @@ less alike, in every space) and picks one pool face:
                                 one is drawn uniformly with the seeded generator. With
                                 std = 0 (one face, or all equal) the candidates are those at
                                 the maximum.
+    random_furthest_per_person  Eq. 1 once per person: every labelled face of one person
+                                (bench.identities; the dataset's `labels`) gets the same
+                                target, drawn with the person's generator
+                                (`rng_for(seed, person_key(identity))`) among the candidates
+                                of the person's mean distance to each pool face (over their
+                                labelled faces with the feature). Faces without a label
+                                (strangers, unlabelled photos) get their own draw as in
+                                random_furthest. Beyond the paper: linkability's worst case
+                                (one fake identity per person, the same in every photo).
     *_ag                        the same, within the pool faces of the source's estimated
                                 gender and an estimated age within ±band years. With no such
                                 face the band doubles until max_band; past it, and for a
@@ -64,6 +73,36 @@ def rng_for(seed: int, source_face: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), key])
 
 
+def person_key(identity: str) -> str:
+    """The key of a person's draw in rng_for (never a face id: those contain the photo name)."""
+    return f"person:{identity}"
+
+
+def person_distances(distances: np.ndarray, persons) -> np.ndarray:
+    """Each labelled face's row replaced by its person's mean distance to each pool face.
+
+    Args:
+        distances: (F, N) distances of F source faces to N pool faces (NaN: no feature).
+        persons: (F,) identity of each face, "" or None for a face without a label.
+
+    Returns:
+        (F, N): for a face of person p, the mean over p's faces whose row has any finite
+        distance (NaN where none of them has one); other faces' rows unchanged.
+    """
+    out = np.array(distances, dtype=np.float64, copy=True)
+    persons = np.asarray([p if p else "" for p in persons], dtype=object)
+    for person in sorted(set(persons) - {""}):
+        mine = np.flatnonzero(persons == person)
+        usable = [i for i in mine if np.isfinite(distances[i]).any()]
+        if not usable:
+            continue
+        block = np.asarray(distances, dtype=np.float64)[usable]
+        counts = np.isfinite(block).sum(axis=0)
+        mean = np.where(counts > 0, np.nansum(block, axis=0) / np.maximum(counts, 1), np.nan)
+        out[mine] = mean
+    return out
+
+
 def age_gender_mask(source: AgeGender, pool_age: np.ndarray, pool_gender: np.ndarray,
                     band: float) -> np.ndarray:
     """Pool faces of the source's gender with |age − source age| <= band."""
@@ -80,6 +119,8 @@ class Query(abc.ABC):
     """
 
     name: str = "query"
+    # True: one draw per person (the query stage needs the dataset's identity labels).
+    per_person: bool = False
 
     def __init__(self, same_age_gender: bool = False, band: float = 10.0, max_band: float | None = None):
         self.same_age_gender = bool(same_age_gender)

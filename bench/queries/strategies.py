@@ -47,3 +47,11 @@ class RandomFurthest(Query):
     def _pick(self, distances: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
         candidates = eq1_candidates(distances)
         return int(candidates[rng.integers(len(candidates))]), len(candidates)
+
+
+class RandomFurthestPerPerson(RandomFurthest):
+    """Eq. 1 once per person: the query stage gives every labelled face of one person their
+    mean distances (bench.queries.base.person_distances) and the person's generator, so all of
+    them get the same target (linkability's worst case; beyond the paper)."""
+
+    per_person = True

@@ -38,14 +38,15 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from bench import resultsio, verification
 from bench.embeddings import read_embeddings
-from bench.errors import BenchError, DatasetNotFound
+# Labels and the one-face-per-photo rule live in a library module (the attack stage and the
+# query stage's per-person draw use them too); re-exported here, this stage's public API.
+from bench.identities import LABEL_COLUMNS, missing_identities, one_face_per_photo, read_labels  # noqa: F401
 from bench.layout import BaselineOutputs
 from bench.provenance import record
 from bench.recognizers import build_recognizer, selected_recognizers
 
 log = logging.getLogger(__name__)
 
-LABEL_COLUMNS = ("path", "identity")
 COUNT_COLUMNS = ("photos", "pairs", "genuine_pairs", "impostor_pairs")
 OK = "ok"
 ROC_COLUMNS = ("recognizer", "metric", "fpr", "tpr")
@@ -109,17 +110,6 @@ def run(cfg: DictConfig) -> BaselineOutputs:
     return out
 
 
-def missing_identities(folder: Path, labels_path: Path) -> str | None:
-    """The n/a status when the identities set is absent (no folder, or no labels file in it);
-    None when its labels file is there."""
-    if labels_path.is_file():
-        return None
-    if folder.is_dir():
-        return (f"n/a: identities set not found at {folder} (it has no {labels_path.name} "
-                "with columns path,identity)")
-    return f"n/a: identities set not found at {folder} (set identities.path, or BENCH_SHARED for ../shared)"
-
-
 def write_unavailable(cfg: DictConfig, out: BaselineOutputs, reason: str, labels_path: Path) -> BaselineOutputs:
     """Every file of the stage, saying `reason` instead of a number: one n/a row per
     recognizer and metric (its default threshold and where it comes from, which need no data),
@@ -148,21 +138,6 @@ def write_unavailable(cfg: DictConfig, out: BaselineOutputs, reason: str, labels
     return out
 
 
-def read_labels(path: Path) -> pd.DataFrame:
-    """labels.csv (path,identity), sorted by path; a clear error when it is missing or malformed."""
-    if not path.is_file():
-        raise DatasetNotFound(f"identity labels {path} not found: set identities.path to a folder "
-                              "with a labels.csv whose columns are path,identity")
-    labels = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [c for c in LABEL_COLUMNS if c not in labels.columns]
-    if missing:
-        raise BenchError(f"{path} lacks the column(s) {', '.join(missing)}; it needs path,identity")
-    labels = labels[list(LABEL_COLUMNS)]
-    if labels.path.duplicated().any():
-        raise BenchError(f"{path} lists a photo twice: {labels.path[labels.path.duplicated()].iloc[0]}")
-    return labels.sort_values("path", kind="stable").reset_index(drop=True)
-
-
 def identities_config(cfg: DictConfig, labels: pd.DataFrame) -> DictConfig:
     """`cfg` with the identities folder as its dataset (a folder dataset restricted to the
     labelled photos), so that the faces and embed stages run on it unchanged."""
@@ -173,19 +148,6 @@ def identities_config(cfg: DictConfig, labels: pd.DataFrame) -> DictConfig:
         })
         derived.choices.dataset = "folder"
     return derived
-
-
-def one_face_per_photo(labels: pd.DataFrame, faces: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
-    """(labels with the chosen face_id per photo, "" when none; failure rows for those)."""
-    aligned = faces[faces.aligned].sort_values(["photo", "face_size", "face_index"],
-                                               ascending=[True, False, True], kind="stable")
-    largest = aligned.drop_duplicates("photo").set_index("photo").face_id
-    chosen = labels.assign(face_id=labels.path.map(largest).fillna("").astype(str))
-    failures = [
-        {"photo": p, "face_id": "", "stage": "baseline", "reason": "no aligned face found: excluded from every pair"}
-        for p in chosen.path[chosen.face_id == ""]
-    ]
-    return chosen, failures
 
 
 def all_pairs(identities: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -18,10 +18,12 @@ Writes: <results_dir>/<dataset>/targets/<pool>/<metric>-<query>.parquet   one ro
 Source faces go through the same feature pipeline as pool faces (bench.spaces.features),
 cached per face, so only the first query of a dataset pays for the models. Distances are
 computed for all sources against the whole pool at once (bench.spaces); the pick follows
-bench.queries.base (Eq. 1 draws from a per-face generator seeded by `seed` and the face id).
+bench.queries.base (Eq. 1 draws from a per-face generator seeded by `seed` and the face id;
+a per-person strategy draws once per person, from the dataset's identity labels).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -35,9 +37,10 @@ from bench import resultsio
 from bench.layout import Cell, DatasetLayout, PoolOutputs, pool_outputs, sidecar
 from bench.errors import BenchError
 from bench.facetable import failure
+from bench.identities import dataset_labels_path, face_identities, read_labels
 from bench.pools.base import build_pool
 from bench.provenance import record
-from bench.queries.base import GENDERS, AgeGender, NoCandidate, Query, rng_for
+from bench.queries.base import GENDERS, AgeGender, NoCandidate, Query, person_distances, person_key, rng_for
 from bench.registry import QUERIES, SPACES
 from bench.spaces.base import Space
 from bench.spaces.features import Features, all_distances, compute_features
@@ -70,8 +73,10 @@ def run(cfg: DictConfig) -> Path:
     sources = compute_features(faces, dataset_faces.parent, dataset_root(cfg.dataset), kinds, cfg)
     distances = all_distances(space, sources, pool_feats, pool_faces.aligned.to_numpy(bool))
     features_s = time.perf_counter() - started
+    persons = face_persons(cfg, query, faces)
 
-    rows, failures = pick_targets(cfg, space, query, faces, sources, distances, pool_faces, pool_feats, pool.path)
+    rows, failures = pick_targets(cfg, space, query, faces, sources, distances, pool_faces, pool_feats, pool.path,
+                                  persons)
     out = targets_path(cfg)
     resultsio.write_parquet(pd.DataFrame(rows, columns=TARGET_COLUMNS), out)
     resultsio.write_failures(failures, sidecar(out, ".failures.csv"))
@@ -84,6 +89,9 @@ def run(cfg: DictConfig) -> Path:
         counts={"source_faces": len(faces), "targets": len(rows), "failures": len(failures),
                 "pool_faces_with_feature": int(np.isfinite(distances).any(axis=0).sum()) if len(faces) else 0},
         concentration=concentration(rows),
+        **({"per_person": {"labels": str(dataset_labels_path(cfg.dataset)),
+                           "labelled_faces": int(sum(bool(p) for p in persons)),
+                           "persons": len(set(persons) - {""})}} if query.per_person else {}),
         seconds={**{f"features_{k}": v for k, v in sources.seconds.items()},
                  "features_and_distances": round(features_s, 1), "total": round(elapsed, 1)},
     ), sidecar(out, ".provenance.json"))
@@ -122,9 +130,32 @@ def load_manifold(out: PoolOutputs, space: Space, cfg: DictConfig) -> tuple[pd.D
     return faces, feats
 
 
+def face_persons(cfg: DictConfig, query: Query, faces: pd.DataFrame) -> list[str]:
+    """Per face of `faces`, its person's identity ("" for none) when the strategy draws per
+    person; every face "" otherwise.
+
+    Raises:
+        BenchError: a per-person strategy on a dataset without identity labels.
+    """
+    if not query.per_person:
+        return [""] * len(faces)
+    path = dataset_labels_path(cfg.dataset)
+    if path is None or not path.is_file():
+        raise BenchError(f"query {query.name} draws one target per person: it needs identity labels "
+                         f"(dataset.labels, a CSV with columns path,identity in the dataset's folder); dataset "
+                         f"{cfg.dataset.name} has {'none' if path is None else f'none at {path}'} "
+                         "(e.g. dataset=labelled)")
+    who = face_identities(read_labels(path), faces)
+    return [who.get(str(f), "") for f in faces.face_id]
+
+
 def pick_targets(cfg, space: Space, query: Query, faces: pd.DataFrame, sources: Features, distances: np.ndarray,
-                 pool_faces: pd.DataFrame, pool_feats: Features, pool_root: Path) -> tuple[list[dict], list[dict]]:
+                 pool_faces: pd.DataFrame, pool_feats: Features, pool_root: Path,
+                 persons: list[str] | None = None) -> tuple[list[dict], list[dict]]:
     """One target per source face (rows), or a failure row saying why not.
+
+    `persons` (face_persons): with a per-person strategy, a labelled face's pick uses its
+    person's mean distances and the person's generator, so one person's faces share a target.
 
     With `targets.distinct_per_photo`, the faces of one photo are served in face order and
     each later face's pick excludes the targets already given in that photo (an assignment
@@ -137,6 +168,10 @@ def pick_targets(cfg, space: Space, query: Query, faces: pd.DataFrame, sources: 
     pool_age = pool_feats.arrays.get("age")
     pool_gender = pool_feats.arrays.get("gender")
     taken: dict[str, np.ndarray] = {}
+    persons = list(persons) if persons is not None else [""] * len(faces)
+    own = distances  # each face's own distances: the `distance` column reports these
+    if query.per_person:
+        distances = person_distances(distances, persons)
     for i, face in enumerate(faces.itertuples(index=False)):
         status = str(sources.status[space.feature][i])
         if status != "ok":
@@ -150,19 +185,22 @@ def pick_targets(cfg, space: Space, query: Query, faces: pd.DataFrame, sources: 
                 continue
             source = AgeGender(float(sources.arrays["age"][i]), int(sources.arrays["gender"][i]))
         in_photo = taken.setdefault(str(face.photo), np.zeros(distances.shape[1], bool))
+        key = person_key(persons[i]) if query.per_person and persons[i] else str(face.face_id)
         shared = False
         try:
             try:
-                sel = query.select(distances[i], rng_for(seed, str(face.face_id)), source, pool_age, pool_gender,
+                sel = query.select(distances[i], rng_for(seed, key), source, pool_age, pool_gender,
                                    exclude=in_photo if distinct else None)
             except NoCandidate:
                 if not distinct or not in_photo.any():
                     raise
-                sel = query.select(distances[i], rng_for(seed, str(face.face_id)), source, pool_age, pool_gender)
+                sel = query.select(distances[i], rng_for(seed, key), source, pool_age, pool_gender)
                 shared = True
         except NoCandidate as err:
             failures.append(failure(face.photo, face.face_id, "query", str(err)))
             continue
+        if query.per_person:
+            sel = dataclasses.replace(sel, distance=float(own[i, sel.index]))
         in_photo[sel.index] = True
         row = target_row(cfg, space, query, face, sel, source, pool_faces.iloc[sel.index], pool_feats, pool_root)
         rows.append({**row, "shared_in_photo": shared})
