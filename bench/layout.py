@@ -547,7 +547,6 @@ def stage_outputs(params: Mapping) -> dict[str, list[Path]]:
     out["baseline"] = BaselineOutputs(results).files()
     out["metrics"] = [metrics_json(results)]
     out["paper"] = list(paper_files(results).values())
-    out["attack"] = AttackOutputs(results, pool, str(params["generator"]), str(params["compare_metric"]),
-                                  str(params["compare_query"])).files()
+    # The attack stage (AttackOutputs) is not in dvc.yaml yet: too slow for CI (dvc.yaml says why).
     out["report"] = [report_dir(results)]
     return out

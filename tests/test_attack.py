@@ -12,7 +12,7 @@ import pytest
 
 from bench.attacks.distributions import separation_auc, summary
 from bench.attacks.identification import chance_rate, identify, rank_k_rate, true_identity_ranks
-from bench.attacks.kanonymity import distance_vs_k, distinct_targets, mean_embedding
+from bench.attacks.kanonymity import control_vs_k, distance_vs_k, distinct_targets, mean_embedding
 from bench.attacks.linkability import linkability, shared_target_share
 from bench.attacks.pairs import cross_distances, labelled_pairs
 from bench.attacks.split import GALLERY, PROBE, UNUSED, split_identities
@@ -170,6 +170,21 @@ def test_mean_of_fakes_that_keep_nothing_stays_as_far_as_a_stranger():
     source = rng.normal(size=64)
     d = distance_vs_k(source, rng.normal(size=(16, 64)), "cosine")
     assert np.all(d > 0.6)  # cosine distance of unrelated 64-d vectors is ~1 +- 0.13
+
+
+def test_control_separates_the_sources_identity_from_the_drift_toward_the_average_face():
+    """Faces share an average face; fakes that keep nothing of the source still move toward
+    everyone as k grows (the drift), so their distance to the source stays at the control;
+    fakes that keep the source fall below it."""
+    rng = np.random.default_rng(19)
+    average = 3.0 * rng.normal(size=64)
+    source, others = average + rng.normal(size=64), average + rng.normal(size=(30, 64))
+    unrelated = average + 2.0 * rng.normal(size=(16, 64))
+    d, control = distance_vs_k(source, unrelated, "cosine"), control_vs_k(others, unrelated, "cosine")
+    assert d[-1] < d[0] and abs(d[-1] - control[-1]) < 0.03  # the drift alone: no gap
+    keeping = unrelated + 0.7 * (source - average)
+    d, control = distance_vs_k(source, keeping, "cosine"), control_vs_k(others, keeping, "cosine")
+    assert d[-1] < control[-1] - 0.05
 
 
 def test_mean_embedding_weighs_every_fake_alike():

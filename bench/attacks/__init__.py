@@ -14,7 +14,7 @@ the files and calls these).
 
 Sources: the attacker models follow Hanisch, Todt, Patino, Evans, Strufe, "A False Sense of
 Privacy: Towards a Reliable Evaluation Methodology for the Anonymization of Biometric Data"
-(PoPETs 2024, arXiv:2304.01635), which names the naive attacker (real gallery) and the parrot
+(arXiv:2304.01635), which names the naive attacker (real gallery) and the parrot
 attacker (gallery anonymized with the same method), and SEBA (Todt, Hanisch, Strufe, "SEBA:
 Strong Evaluation of Biometric Anonymizations", arXiv:2407.06648), the framework that
 implements them. Their parrot attacker also retrains the recognizer on anonymized data; ours

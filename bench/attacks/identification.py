@@ -5,7 +5,7 @@ identity is among the k closest.
 Three attackers use this one function, differing only in what the gallery and probes are:
 the baseline (real probes, real gallery), the naive attacker (anonymized probes, real
 gallery) and the parrot attacker (anonymized probes, a gallery anonymized by the same method;
-Hanisch et al. 2024, arXiv:2304.01635, §4; SEBA, arXiv:2407.06648). Chance is k/N.
+Hanisch et al., arXiv:2304.01635; SEBA, arXiv:2407.06648). Chance is k/N.
 
 Ranking: an identity's distance to a probe is its nearest gallery entry's (deepface's
 distances, larger = less alike). Ties are broken at random, in expectation: with `less`

@@ -5,13 +5,16 @@ the mean would move toward the source as k grows; if not, it stays as far as a s
 
 `distance_vs_k` gives, for k = 1..K, the distance between the source embedding and the mean
 of the first k fakes' embeddings (each L2-normalized first, so every fake weighs the same;
-deepface's distances). `distinct_targets` picks the K targets with the run's query strategy,
+deepface's distances). A mean of many faces also drifts toward the average face, closer to
+everyone: `control_vs_k` measures the same mean against other people's real faces, and only
+the gap between the two is the source's identity coming back. `distinct_targets` picks the K targets with the run's query strategy,
 each pick excluding the targets already taken, so they are K different pool faces.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from bench.attacks.pairs import cross_distances
 from bench.queries.base import AgeGender, NoCandidate, Query, Selection
 from bench.verification import pair_distances
 
@@ -26,15 +29,29 @@ def mean_embedding(fakes: np.ndarray, normalize: bool = True) -> np.ndarray:
     return fakes.mean(axis=0)
 
 
+def running_means(fakes: np.ndarray, normalize: bool = True) -> np.ndarray:
+    """(K, D): row k-1 is the mean of fakes[:k] (fakes (K, D), in the order they were made)."""
+    fakes = np.asarray(fakes, dtype=np.float64)
+    if fakes.ndim != 2 or not len(fakes):
+        raise ValueError(f"running_means() takes a non-empty (K, D) matrix of fakes, got {fakes.shape}")
+    return np.stack([mean_embedding(fakes[:k], normalize) for k in range(1, len(fakes) + 1)])
+
+
 def distance_vs_k(source: np.ndarray, fakes: np.ndarray, metric: str, normalize: bool = True) -> np.ndarray:
     """(K,) distance (deepface's `metric`) between `source` (D,) and the mean of fakes[:k]
     for k = 1..K (fakes (K, D), in the order they were made)."""
-    fakes = np.asarray(fakes, dtype=np.float64)
-    if fakes.ndim != 2 or not len(fakes):
-        raise ValueError(f"distance_vs_k() takes a non-empty (K, D) matrix of fakes, got {fakes.shape}")
-    means = np.stack([mean_embedding(fakes[:k], normalize) for k in range(1, len(fakes) + 1)])
-    sources = np.repeat(np.asarray(source, dtype=np.float64)[None], len(fakes), axis=0)
+    means = running_means(fakes, normalize)
+    sources = np.repeat(np.asarray(source, dtype=np.float64)[None], len(means), axis=0)
     return pair_distances(sources, means, metric)
+
+
+def control_vs_k(others: np.ndarray, fakes: np.ndarray, metric: str, normalize: bool = True) -> np.ndarray:
+    """(K,) the mean distance between the mean of fakes[:k] and each of `others` (M, D):
+    real faces of other people. The control for distance_vs_k: a mean of many fakes drifts
+    toward the average face and so toward everyone; only a fall below this control says the
+    mean moves toward the source in particular."""
+    means = running_means(fakes, normalize)
+    return cross_distances(means, others, metric).mean(axis=1)
 
 
 def distinct_targets(query: Query, distances: np.ndarray, rng: np.random.Generator, k: int,

@@ -51,7 +51,7 @@ from bench import resultsio
 from bench.anonymizer import load_target
 from bench.attacks.distributions import plot_distributions, separation_auc, summary
 from bench.attacks.identification import chance_rate, identify
-from bench.attacks.kanonymity import distance_vs_k, distinct_targets
+from bench.attacks.kanonymity import control_vs_k, distance_vs_k, distinct_targets
 from bench.attacks.linkability import linkability, shared_target_share
 from bench.attacks.pairs import within_distances
 from bench.attacks.split import GALLERY, PROBE, UNUSED, split_identities
@@ -115,7 +115,7 @@ DISTANCES_COLUMNS = ["recognizer", "metric", "status", "threshold", "genuine_n",
                      "auc_results_vs_impostor", "auc_genuine_vs_results", "fakes_n", "fakes_median", "fakes_verified",
                      "auc_fakes_vs_impostor", "auc_genuine_vs_fakes"]
 KANONYMITY_COLUMNS = ["recognizer", "metric", "k", "status", "faces", "mean_distance", "std_distance",
-                      "verified_share", "threshold", "genuine_median", "impostor_median"]
+                      "control_distance", "verified_share", "threshold", "genuine_median", "impostor_median"]
 COUNT_COLUMNS = ("identities", "probes_real", "probes_anonymized", "probes", "faces", "genuine_pairs",
                  "impostor_pairs", "genuine_n", "impostor_n", "results_n", "fakes_n", "k")
 
@@ -483,8 +483,7 @@ def distances_entry(name, recognizer, opts, people: Faces, sources, fakes, evide
     elif why_not is not None:
         status = why_not
     row["status"] = status
-    title = (f"{name}, {metric} distance: {evidence.cell.generator} / {evidence.cell.metric}-{evidence.cell.query} "
-             f"on the identities set")
+    title = f"{name} ({metric}): {evidence.cell.generator}, {evidence.cell.metric}-{evidence.cell.query}"
     figure = plot_distributions(out.distances_figure(name), title, kinds,
                                 threshold if why_not is None else None, empty=None if ids else status)
     return round_row(row), long, figure
@@ -523,7 +522,8 @@ def kanonymity(cfg: DictConfig, out: AttackOutputs, generator, people: Faces, ev
         recognizer = build_recognizer(name, cfg)
         sources = read_embeddings(evidence.cell.embeddings / "sources", name)
         embedded = embed_with(recognizer, fakes, out.kanonymity_fakes, cfg) if len(fakes) else None
-        rows += kanon_rows(name, recognizer, metric, k_max, chosen, fakes, embedded, sources, reference.get(name, {}))
+        rows += kanon_rows(name, recognizer, metric, k_max, chosen, fakes, embedded, sources, people,
+                           reference.get(name, {}))
     return rows, failures, info
 
 
@@ -626,9 +626,11 @@ def crop_fake(photo: np.ndarray, face: Face, target: dict, generator, path: Path
     return [float(v) for v in landmarks]
 
 
-def kanon_rows(name, recognizer, metric, k_max, chosen, fakes, embedded, sources, reference) -> list[dict]:
+def kanon_rows(name, recognizer, metric, k_max, chosen, fakes, embedded, sources, people: Faces,
+               reference) -> list[dict]:
     """Table 5's rows for one recognizer: per k, the distance of the mean of the first k fakes
-    to the source over the faces with all k fakes embedded."""
+    to the source over the faces with all k fakes embedded, and the control: the same mean's
+    mean distance to the real gallery and probe faces of the other people."""
     threshold, why_not = threshold_of(recognizer, metric)
     base = {"recognizer": name, "metric": metric, "threshold": threshold,
             "genuine_median": reference.get("genuine_median"), "impostor_median": reference.get("impostor_median")}
@@ -641,23 +643,31 @@ def kanon_rows(name, recognizer, metric, k_max, chosen, fakes, embedded, sources
     if not (table.status == OK).any():
         reasons = table.status.unique()
         return [{**base, "status": reasons[0] if len(reasons) == 1 else "n/a: no fake has an embedding"}]
-    curves = {}
+    everyone_ids, everyone = vectors(sources, people.ids())
+    curves, controls = {}, {}
     for face_id, vector in zip(source_ids, source_matrix):
         mine = table[(table.source_face == face_id)].sort_values("k")
         ok = mine[mine.status == OK]
         # a fake that could not be embedded ends the face's curve there: k counts fakes made
         upto = len(ok) if len(ok) == len(mine) else int(np.argmin((mine.status == OK).to_numpy()))
         if upto:
-            curves[face_id] = distance_vs_k(vector, np.stack(ok.embedding.to_numpy()[:upto]), metric)
+            made = np.stack(ok.embedding.to_numpy()[:upto])
+            curves[face_id] = distance_vs_k(vector, made, metric)
+            others = [k for k, f in enumerate(everyone_ids) if people.identity[f] != people.identity[face_id]]
+            if others:
+                controls[face_id] = control_vs_k(everyone[others], made, metric)
     rows = []
     for k in range(1, k_max + 1):
         values = np.array([c[k - 1] for c in curves.values() if len(c) >= k])
+        control = np.array([c[k - 1] for c in controls.values() if len(c) >= k])
         row = {**base, "k": k, "faces": len(values)}
         if not len(values):
             rows.append({**row, "status": f"n/a: no face has {k} fakes embedded"})
             continue
         row.update(status=OK if why_not is None else why_not, mean_distance=float(values.mean()),
                    std_distance=float(values.std()))
+        if len(control):
+            row["control_distance"] = float(control.mean())
         if why_not is None:
             row["verified_share"] = float((values <= threshold).mean())
         rows.append(round_row(row))
@@ -665,8 +675,11 @@ def kanon_rows(name, recognizer, metric, k_max, chosen, fakes, embedded, sources
 
 
 def plot_kanonymity(path: Path, rows: list[dict], cfg: DictConfig) -> Path:
-    """One panel per recognizer: mean distance of the mean of k fakes to the source vs k, with
-    the genuine and impostor medians and the threshold as horizontal lines."""
+    """One panel per recognizer with numbers (three to a row): distance of the mean of k fakes
+    to the source and to other people (the control) vs k, with the genuine and impostor
+    medians and the threshold as horizontal lines; recognizers without numbers are named
+    under the panels (their reasons are in kanonymity.md); one panel with the reason when no
+    recognizer has a number."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -674,31 +687,40 @@ def plot_kanonymity(path: Path, rows: list[dict], cfg: DictConfig) -> Path:
 
     table = pd.DataFrame(rows, columns=KANONYMITY_COLUMNS)
     numbers = table[pd.to_numeric(table.mean_distance, errors="coerce").notna()]
-    names = list(dict.fromkeys(table.recognizer))
-    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(3.2 * max(1, len(names)), 3.2), squeeze=False)
-    for ax, name in zip(axes[0], names or ["(none)"]):
+    shown = list(dict.fromkeys(numbers.recognizer))
+    missing = [n for n in dict.fromkeys(table.recognizer) if n not in shown]
+    columns = max(1, min(3, len(shown)))
+    lines = max(1, -(-len(shown) // columns))
+    fig, axes = plt.subplots(lines, columns, figsize=(4.0 * columns, 3.2 * lines + 0.4), squeeze=False)
+    for ax in axes.ravel()[len(shown):]:
+        ax.set_axis_off()
+    if not shown:
+        reasons = sorted(set(table.status.astype(str))) or ["no rows"]
+        axes[0, 0].text(0.5, 0.5, "\n".join(line for r in reasons for line in wrap(r, 60)), ha="center",
+                        va="center", fontsize=8, transform=axes[0, 0].transAxes)
+    for ax, name in zip(axes.ravel(), shown):
         mine = numbers[numbers.recognizer == name]
-        if len(mine):
-            k, mean, std = mine.k.astype(int), mine.mean_distance.astype(float), mine.std_distance.astype(float)
-            ax.errorbar(k, mean, yerr=std, marker="o", markersize=3, linewidth=1, capsize=2, label="mean of k fakes")
-            first = mine.iloc[0]
-            for column, style, label in (("genuine_median", ":", "genuine median"),
-                                         ("impostor_median", "--", "impostor median"),
-                                         ("threshold", "-", "threshold")):
-                value = pd.to_numeric(pd.Series([first[column]]), errors="coerce").iloc[0]
-                if pd.notna(value):
-                    ax.axhline(float(value), color="grey", linestyle=style, linewidth=0.8, label=label)
-            ax.set(xlabel="k (fakes averaged)", ylabel=f"{cfg.attack.metric} distance to the source")
-            ax.legend(fontsize=6)
-        else:
-            status = table[table.recognizer == name].status
-            ax.text(0.5, 0.5, "\n".join(wrap(str(status.iloc[0]) if len(status) else "no rows", 40)),
-                    ha="center", va="center", fontsize=7, transform=ax.transAxes)
-            ax.set_axis_off()
-        ax.set_title(name, fontsize=9)
-    fig.suptitle(f"Supp. D: mean of k fakes vs the source ({cfg.choices.generator}, "
+        k, mean, std = mine.k.astype(int), mine.mean_distance.astype(float), mine.std_distance.astype(float)
+        ax.errorbar(k, mean, yerr=std, marker="o", markersize=3, linewidth=1, capsize=2, label="to the source")
+        control = pd.to_numeric(mine.control_distance, errors="coerce")
+        if control.notna().any():
+            ax.plot(k, control, marker="s", markersize=3, linewidth=1, color="tab:red",
+                    label="to other people (control)")
+        first = mine.iloc[0]
+        for column, style, label in (("genuine_median", ":", "genuine median"),
+                                     ("impostor_median", "--", "impostor median"),
+                                     ("threshold", "-", "threshold")):
+            value = pd.to_numeric(pd.Series([first[column]]), errors="coerce").iloc[0]
+            if pd.notna(value):
+                ax.axhline(float(value), color="grey", linestyle=style, linewidth=0.8, label=label)
+        ax.set(xlabel="k (fakes averaged)", ylabel=f"{cfg.attack.metric} distance of the mean of k fakes")
+        ax.set_title(f"{name} ({int(mine.faces.max())} faces)", fontsize=9)
+        ax.legend(fontsize=6)
+    fig.suptitle(f"Supp. D: the mean of k fakes ({cfg.choices.generator}, "
                  f"{cfg.choices.metric}-{cfg.choices.query})", fontsize=9)
-    fig.tight_layout()
+    if missing and shown:
+        fig.text(0.5, 0.01, f"n/a (see kanonymity.md): {', '.join(missing)}", ha="center", fontsize=7)
+    fig.tight_layout(rect=(0, 0.04 if missing and shown else 0, 1, 1))
     resultsio.write_figure(fig, path, dpi=100)
     plt.close(fig)
     return path
@@ -736,7 +758,7 @@ NOTES = {
         "same_target_share: of one person's pairs, the share whose fakes carry the same synthetic target."),
     "parrot": (
         "The naive attacker compares the fakes of the probes with a real gallery; the parrot attacker "
-        "anonymizes its gallery with the same cell first (Hanisch et al. 2024, arXiv:2304.01635; SEBA, "
+        "anonymizes its gallery with the same cell first (Hanisch et al., arXiv:2304.01635; SEBA, "
         "arXiv:2407.06648) and compares fake with fake. Without retraining the recognizer on anonymized "
         "data (theirs does), this is a lower bound on their parrot. Both over the same probes and "
         "identities, so chance is the same."),
@@ -753,7 +775,9 @@ NOTES = {
     "kanonymity": (
         "k fakes of each face, k different targets picked by the cell's strategy; the mean of the first "
         "k (L2-normalized embeddings), its distance to the source, mean and std over the faces. "
-        "Lower with k would mean the fakes keep the source's identity and averaging recovers it; "
+        "control_distance: the same mean's mean distance to the real faces of the other people: a mean of "
+        "many faces drifts toward the average face and so toward everyone; only mean_distance falling "
+        "below the control says averaging brings the source's identity back. "
         "genuine_median / impostor_median: the real photos' medians (Table 4). verified_share: means "
         "at or below the threshold. Fakes are embedded at the source face's landmarks "
         "(kanonymity_fakes/)."),
