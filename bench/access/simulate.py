@@ -33,17 +33,25 @@ class RunResult:
     swaps: dict = field(default_factory=dict)
     usage: dict = field(default_factory=dict)
 
-    def metrics(self) -> dict:
-        """The row of results/tables/access_models.csv for this run (without names)."""
+    def timings(self) -> dict:
+        """Wall time per view (ms, median and p95): a measurement of this machine, so it goes
+        to the provenance, never into the table (one seed must give byte-identical tables)."""
         secs = np.asarray(self.seconds, np.float64)
+        n_views = len(self.seconds)
+        return {
+            "view_ms_median": round(1000 * float(np.median(secs)), 2) if n_views else float("nan"),
+            "view_ms_p95": round(1000 * float(np.percentile(secs, 95)), 2) if n_views else float("nan"),
+        }
+
+    def metrics(self) -> dict:
+        """The row of results/tables/access_models.csv for this run (without names): counts
+        and rates only, deterministic for one seed."""
         n_views = len(self.seconds)
         return {
             "uploads": self.uploads, "views": n_views, "face_views": self.allowed + self.forbidden,
             "swaps_per_upload": round(self.swaps.get("upload", 0) / self.uploads, 3) if self.uploads else float("nan"),
             "swaps_per_view": round(self.swaps.get("view", 0) / n_views, 3) if n_views else float("nan"),
             "swaps_on_untag": int(self.swaps.get("untag", 0)),
-            "view_ms_median": round(1000 * float(np.median(secs)), 2) if n_views else float("nan"),
-            "view_ms_p95": round(1000 * float(np.percentile(secs, 95)), 2) if n_views else float("nan"),
             "leaks": self.leaks, "leak_rate": round(self.leaks / self.forbidden, 4) if self.forbidden else float("nan"),
             "over_fakes": self.over_fakes,
             "over_fake_rate": round(self.over_fakes / self.allowed, 4) if self.allowed else float("nan"),
