@@ -43,17 +43,7 @@ def run_cell(cfg: DictConfig) -> Cell:
     Stages whose outputs other cells share (faces, pool, manifold, query, tables, quality)
     run under bench.locks.output_lock, so cells of a parallel sweep take turns there."""
     cell = Cell.from_config(cfg)
-    data, pool_out = DatasetLayout.from_config(cfg), pool_outputs(cfg)
-    with output_lock(cfg.results_dir, data.root):
-        faces_out = faces.run(cfg)
-    if GENERATORS.build(cfg.generator).uses_target:
-        with output_lock(cfg.results_dir, pool_out.root):
-            pool.run(cfg)
-            manifold.run(cfg)
-        with output_lock(cfg.results_dir, cell.targets):
-            query.run(cfg)
-    anonymize.run(cfg)
-    evaluate.run(cfg)
+    faces_out = _faces_to_evaluate(cfg, cell, rebuild_pool=True)
     leaks.run(cfg)
     with output_lock(cfg.results_dir, verification_dir(cfg.results_dir, cell.dataset, cell.pool)):
         table_dir = tables.run(cfg)
@@ -78,19 +68,27 @@ def run_through_evaluate(cfg: DictConfig) -> Cell:
     `dvc repro` they are another stage's outputs (the caller's dependencies), never rewritten.
     Obfuscations (a generator that takes no target) skip pool, manifold and query."""
     cell = Cell.from_config(cfg)
+    _faces_to_evaluate(cfg, cell, rebuild_pool=False)
+    return cell
+
+
+def _faces_to_evaluate(cfg: DictConfig, cell: Cell, rebuild_pool: bool) -> DatasetLayout:
+    """faces -> pool -> manifold -> query -> anonymize -> evaluate for `cell`, shared stages
+    under their locks; pool and manifold run always (rebuild_pool) or only where the
+    manifold's files are missing. Returns the dataset's layout."""
     data, pool_out = DatasetLayout.from_config(cfg), pool_outputs(cfg)
     with output_lock(cfg.results_dir, data.root):
         faces.run(cfg)
     if GENERATORS.build(cfg.generator).uses_target:
         with output_lock(cfg.results_dir, pool_out.root):
-            if not (pool_out.faces.is_file() and pool_out.arrays.is_file()):
+            if rebuild_pool or not (pool_out.faces.is_file() and pool_out.arrays.is_file()):
                 pool.run(cfg)
                 manifold.run(cfg)
         with output_lock(cfg.results_dir, cell.targets):
             query.run(cfg)
     anonymize.run(cfg)
     evaluate.run(cfg)
-    return cell
+    return data
 
 
 def with_choice(cfg: DictConfig, group: str, name: str) -> DictConfig:

@@ -43,7 +43,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from bench import resultsio
 from bench.errors import BenchError
-from bench.layout import Cell, DatasetLayout, metrics_json, quality_files, verification_dir, verification_provenance
+from bench.layout import Cell, DatasetLayout, find_cells as layout_find_cells, metrics_json, quality_files, verification_dir, verification_provenance
 from bench.tablespec import TableSpec, table_specs
 from bench.status import READABLE
 
@@ -84,17 +84,13 @@ def collect(results: Path, dataset: str, pool: str) -> dict:
 
 
 def find_cells(results: Path, dataset: str, pool: str) -> list[Cell]:
-    """Every cell folder of the dataset and pool that the anonymize stage wrote, sorted."""
-    root = DatasetLayout(results, dataset).cells(pool)
-    cells = []
-    for table in sorted(root.glob("*/*/photos.csv")):
-        folder = table.parent
-        metric, _, query = folder.name.partition("-")
-        cell = Cell(results, dataset, pool, metric, query, folder.parent.name)
-        if cell.root != folder or cell.photo_table != table:  # a folder not named <metric>-<query>
-            log.warning("%s is not a cell folder: left out", folder)
-            continue
-        cells.append(cell)
+    """Every cell folder of the dataset and pool that the anonymize stage wrote, sorted
+    (bench.layout.find_cells); a folder not named <metric>-<query> is left out with a warning."""
+    cells = layout_find_cells(results, dataset, pool)
+    found = {cell.root for cell in cells}
+    for table in sorted(DatasetLayout(results, dataset).cells(pool).glob("*/*/photos.csv")):
+        if table.parent not in found:
+            log.warning("%s is not a cell folder: left out", table.parent)
     return cells
 
 
