@@ -14,8 +14,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt scripts/install.sh
 
 # The benchmark judges with every recognizer whose weights exist, so every weight that can
 # be had offline is provisioned first (`weights`; a second run only re-checks the manifest).
+# BENCH_WORKER=auto: the ~50 stage commands run as forks of one worker that imported the
+# libraries once (bench/worker.py; same outputs, tests/test_worker.py); it exits 30 s after
+# the last stage.
 repro: weights
-	dvc repro
+	BENCH_WORKER=auto BENCH_WORKER_IDLE=30 dvc repro
 
 # The tests need no more than `install` provisions (Dlib); none needs the big download.
 test: install

@@ -29,6 +29,9 @@ log = logging.getLogger("bench")
 COMMANDS = {
     "faces": ("bench.stages.faces", "detect, align and list every face of a dataset (faces.parquet, failures.csv, crops/)"),
     "recall": ("bench.benchmarks.detection_recall", "detection recall and time per photo of every detector on dlib's hand-made boxes"),
+    "perf-query": ("bench.benchmarks.query_scaling", "query time and memory from 10k to 1M pool faces: exact, faiss index (recall vs exact), pixel spaces' fast methods (results/benchmarks/query_scaling.{json,md})"),
+    "perf-naive": ("bench.benchmarks.naive_vs_harness", "a naive DeepFace.verify loop vs the evaluate stage on Table 1's Source-vs-Result pairs: time, ratio, verdict agreement (benchmarks/naive_vs_harness.{json,md})"),
+    "perf-profile": ("bench.benchmarks.profile", "wall time per stage process split into start+imports, model load, decode, model calls, file I/O; faces/s, peak RSS (benchmarks/profile.{json,md})"),
     "config": (None, "print the composed configuration"),
     "weights": ("bench.weights", "weights status | provision | fetch | check: every recognizer's and detector's weights, offline provisioning"),
     "embed": ("bench.stages.embed", "embed every aligned face once per recognizer (embeddings/<recognizer>.parquet)"),
@@ -149,6 +152,7 @@ class Task:
         from hydra.types import RunMode
 
         from bench.config import job_config, register_resolvers
+        from bench.progress import logging_to_bars
 
         setup_logging(self.verbose)  # a launcher's worker process starts with no logging set up
         register_resolvers()
@@ -158,7 +162,9 @@ class Task:
                 print(OmegaConf.to_yaml(cfg, resolve=True))
             else:
                 # The entry's return value is dropped: a launcher would have to pickle it back.
-                getattr(importlib.import_module(self.module), self.entry)(cfg)
+                # Log lines print above the progress bars instead of through them (bench.progress).
+                with logging_to_bars():
+                    getattr(importlib.import_module(self.module), self.entry)(cfg)
         except EXPECTED_ERRORS as err:
             if HydraConfig.get().mode == RunMode.RUN:
                 raise SingleJobError(err) from err

@@ -27,13 +27,15 @@ from bench.embeddings import OK, na
 from bench.errors import BenchError, ImageLoadError, WeightsNotFound
 from bench.facetable import content_hash
 from bench.images import DEFAULT_MAX_PIXELS, load_photo
+from bench.progress import chunks, progress
 from bench.recognizers import build_recognizer, recognizer_config
 from bench.recognizers.base import METRICS, Recognizer
+from bench.status import EMBEDDING_NOT_ALIGNED
 from bench.layout import cache_dir
 
 log = logging.getLogger(__name__)
 
-NOT_ALIGNED = "n/a: face not aligned (see failures.csv)"
+NOT_ALIGNED = EMBEDDING_NOT_ALIGNED
 # Settings that do not change an embedding, left out of the cache key.
 NOT_IN_KEY = ("thresholds", "threshold_source", "batch_size", "deepface_home", "model_paths")
 
@@ -83,7 +85,8 @@ def crop_faces(faces: pd.DataFrame, photo_root: Path, recognizer: Recognizer, cf
     by_photo: dict[str, list[int]] = {}
     for row in rows:
         by_photo.setdefault(str(faces["photo"].iloc[row]), []).append(int(row))
-    for photo, photo_rows in by_photo.items():
+    for photo, photo_rows in progress(by_photo.items(), f"{recognizer.name}: align faces", total=len(by_photo),
+                                      unit="photo"):
         try:
             rgb = load_photo(photo_root / photo, max_pixels=max_pixels).rgb
         except ImageLoadError as err:
@@ -103,7 +106,7 @@ def fill(recognizer: Recognizer, crops: dict[int, np.ndarray], cache: "Embedding
          status: list[str], vectors: list[np.ndarray]) -> None:
     """Embeddings for `crops` from the cache, else from the recognizer in batches."""
     pending: list[tuple[int, str]] = []
-    for row, crop in crops.items():
+    for row, crop in progress(crops.items(), f"{recognizer.name}: embedding cache", total=len(crops)):
         key = content_hash(crop)
         cached = cache.get(key)
         if cached is None:
@@ -120,9 +123,7 @@ def fill(recognizer: Recognizer, crops: dict[int, np.ndarray], cache: "Embedding
         for row, _ in pending:
             status[row] = reason
         return
-    size = max(1, recognizer.batch_size)
-    for start in range(0, len(pending), size):
-        chunk = pending[start:start + size]
+    for chunk in chunks(pending, recognizer.batch_size, f"{recognizer.name}: embed"):
         try:
             out = recognizer.embed(np.stack([crops[row] for row, _ in chunk]))
         except Exception as err:  # noqa: BLE001 - one failing batch must not sink the run

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench import resultsio
+from bench.status import EMBEDDING_NOT_ALIGNED
 
 OK = "ok"
 COLUMNS = ["face_id", "status", "embedding"]
@@ -97,14 +98,16 @@ class Embeddings:
 def read_embeddings(folder: Path, recognizer: str) -> Embeddings:
     """<folder>/<recognizer>.parquet (bench.embeddings format) as Embeddings of every face
     in it, or Embeddings.missing(why) when there is no file or no face has an embedding for
-    one shared reason (e.g. the recognizer's weights are missing)."""
+    one shared reason (e.g. the recognizer's weights are missing; faces that could not be
+    aligned have their own reason and do not hide it)."""
     path = folder / f"{recognizer}.parquet"
     if not path.is_file():
         return Embeddings.missing(f"no embeddings at {path}")
     ok_ids, ok_matrix, status = load_embeddings(path)  # status: every face's, indexed by face_id
     reasons = set(status.tolist())
-    if len(reasons) == 1 and OK not in reasons:
-        return Embeddings.missing(reasons.pop())
+    shared = reasons - {EMBEDDING_NOT_ALIGNED}  # a per-face reason, never the recognizer's
+    if OK not in reasons and len(shared) <= 1:
+        return Embeddings.missing(shared.pop() if shared else EMBEDDING_NOT_ALIGNED)
     row_of = {face_id: i for i, face_id in enumerate(ok_ids)}
     matrix = np.zeros((len(status), ok_matrix.shape[1] if len(ok_ids) else 0), np.float32)
     for k, face_id in enumerate(status.index):

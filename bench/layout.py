@@ -20,8 +20,9 @@ stage run leaves behind are checked against the same list. Everything is under
     tables/paper_vs_ours.{csv,md}, .provenance.json                                    paper
     identities/ (faces + embeddings), tables/baseline*, figures/baseline_roc.png      baseline
     labelled/ (the identities set as a dataset: faces, targets, cells),
-    attack/<pool>/<generator>/<metric>-<query>/                                        attack
+    attack/<dataset>/<pool>/<generator>/<metric>-<query>/                              attack
     report/index.html, report/files/<path under results_dir>                          report
+    benchmarks/  detection recall, naive vs harness, stage profile, query scaling (`python -m bench recall|perf-*`)
     cache/<kind>/…   content-addressed caches (detections, embeddings, features): shared by
                      every stage and cell, written atomically, never a DVC output.
 """
@@ -32,6 +33,8 @@ from pathlib import Path
 from typing import Mapping
 
 from omegaconf import DictConfig
+
+from bench.errors import BenchError
 
 
 def results_root(cfg: DictConfig) -> Path:
@@ -317,6 +320,19 @@ def figures_dir(results_dir: Path | str, dataset: str, pool: str) -> Path:
     return Path(results_dir) / "figures" / dataset / pool
 
 
+def benchmarks_dir(results_dir: Path | str) -> Path:
+    """<results_dir>/benchmarks: the benchmarks' tables (detection recall, naive vs harness,
+    the stage profile); not pipeline stages, never DVC outputs."""
+    return Path(results_dir) / "benchmarks"
+
+
+def query_scaling_files(results_dir: Path | str) -> dict[str, Path]:
+    """`python -m bench perf-query`'s report: every figure with its provenance (json) and the
+    tables (md)."""
+    out = benchmarks_dir(results_dir)
+    return {"json": out / "query_scaling.json", "md": out / "query_scaling.md"}
+
+
 def metrics_json(results_dir: Path | str) -> Path:
     """The metrics stage's file: every table's numbers, read by `bench check` and `dvc metrics`."""
     return Path(results_dir) / "metrics.json"
@@ -422,14 +438,17 @@ def find_cells(results_dir: Path | str, dataset: str, pool: str) -> list[Cell]:
 # stage (its faces, targets and cells live in <results_dir>/labelled/; dvc.yaml's attack stage
 # declares the folder; tests/test_attack.py checks the config agrees).
 ATTACK_DATASET = "labelled"
+# conf/config.yaml attack.subjects: which faces the attack stage attacks (bench.stages.attack).
+ATTACK_SUBJECTS = ("identities", "dataset")
 
 
 @dataclass(frozen=True)
 class AttackOutputs:
-    """The attack stage's files for one cell (pool, generator, metric, query) under
-    <results_dir>/attack/<pool>/<generator>/<metric>-<query>/, and the labelled dataset's
-    folder it anonymizes (<results_dir>/labelled/: the faces, query, anonymize and evaluate
-    stages' files)."""
+    """The attack stage's files for one attacked dataset and cell (pool, generator, metric,
+    query) under <results_dir>/attack/<dataset>/<pool>/<generator>/<metric>-<query>/, and the
+    dataset folder whose cells it attacks (<results_dir>/<dataset>/: the faces, query,
+    anonymize and evaluate stages' files). The dataset is the identities set (ATTACK_DATASET,
+    `attack.subjects=identities`) or the cell's own (`attack.subjects=dataset`, e.g. devset)."""
 
     results_dir: Path
     pool: str
@@ -440,20 +459,25 @@ class AttackOutputs:
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> "AttackOutputs":
+        subjects = str(cfg.attack.subjects)
+        if subjects not in ATTACK_SUBJECTS:
+            raise BenchError(f"attack.subjects={subjects!r}: one of {', '.join(ATTACK_SUBJECTS)}")
+        dataset = ATTACK_DATASET if subjects == "identities" else str(cfg.dataset.name)
         return cls(Path(cfg.results_dir), str(cfg.pool.name), cfg.choices.generator, cfg.choices.metric,
-                   cfg.choices.query)
+                   cfg.choices.query, dataset)
 
     @property
     def root(self) -> Path:
-        return self.results_dir / "attack" / self.pool / self.generator / f"{self.metric}-{self.query}"
+        return (self.results_dir / "attack" / self.dataset / self.pool / self.generator
+                / f"{self.metric}-{self.query}")
 
     @property
     def data(self) -> DatasetLayout:
-        """The labelled dataset's files (faces, targets, cells of every strategy attacked)."""
+        """The attacked dataset's files (faces, targets, cells of every strategy attacked)."""
         return DatasetLayout(self.results_dir, self.dataset)
 
     def cell(self, query: str) -> Cell:
-        """The labelled dataset's cell of this generator and metric with query strategy `query`."""
+        """The attacked dataset's cell of this generator and metric with query strategy `query`."""
         return Cell(self.results_dir, self.dataset, self.pool, self.metric, query, self.generator)
 
     def table(self, name: str, suffix: str) -> Path:
@@ -488,6 +512,12 @@ class AttackOutputs:
         return self.root / "kanonymity.png"
 
     @property
+    def parrot_fakes(self) -> Path:
+        """attack.subjects=dataset: the parrot attacker's own fake of each face (its seed), crops
+        and fakes.parquet, like kanonymity_fakes."""
+        return self.root / "parrot_fakes"
+
+    @property
     def kanonymity_fakes(self) -> Path:
         """The k fakes of each face (crops around the face, PNG) and fakes.parquet listing them."""
         return self.root / "kanonymity_fakes"
@@ -506,8 +536,10 @@ class AttackOutputs:
         return self.root / "provenance.json"
 
     def files(self) -> list[Path]:
-        """What dvc.yaml's attack stage declares: the attack folder and the labelled dataset's."""
-        return [self.root, self.data.root]
+        """What the attack stage writes: the attack folder, and the labelled dataset's folder
+        when it attacks the identities set (the cell's own dataset folder belongs to the
+        faces, query, anonymize and evaluate stages)."""
+        return [self.root, self.data.root] if self.dataset == ATTACK_DATASET else [self.root]
 
 
 # ---- what dvc.yaml declares ------------------------------------------------------------------
@@ -547,6 +579,7 @@ def stage_outputs(params: Mapping) -> dict[str, list[Path]]:
     out["baseline"] = BaselineOutputs(results).files()
     out["metrics"] = [metrics_json(results)]
     out["paper"] = list(paper_files(results).values())
-    # The attack stage (AttackOutputs) is not in dvc.yaml yet: too slow for CI (dvc.yaml says why).
+    out["attack"] = AttackOutputs(results, pool, str(params["generator"]), str(params["compare_metric"]),
+                                  str(params["compare_query"]), dataset).files()
     out["report"] = [report_dir(results)]
     return out

@@ -21,6 +21,11 @@ PHOTO_NO_FACE = "no face found"         # no detector found a face: the output i
 PHOTO_UNREADABLE = "unreadable"          # no output photo: the file could not be read
 
 
+# Per (face, recognizer) embedding (bench.embeddings `status`): the face has no landmarks to
+# align it by, so no recognizer embeds it (a per-face reason, never the recognizer's).
+EMBEDDING_NOT_ALIGNED = "n/a: face not aligned (see failures.csv)"
+
+
 def fallback_status(fallback: str, reason: str) -> str:
     return f"{FALLBACK} {fallback}: {reason}"
 

@@ -302,6 +302,7 @@ def test_missing_identities_set_gives_na_tables_and_succeeds(tmp_path):
     assert main(["attack", f"identities.path={absent}", f"results_dir={results}", "recognizers=[dlib,deepid]",
                  "generator=pixelate"]) == 0
     out = AttackOutputs(results, "dcgan", "pixelate", "embedding", "random_furthest_ag")
+    assert out.root == results / "attack" / "labelled" / "dcgan" / "pixelate" / "embedding-random_furthest_ag"
     reason = f"n/a: identities set not found at {absent} (set identities.path, or BENCH_SHARED for ../shared)"
     for name in AttackOutputs.TABLES:
         table = pd.read_csv(out.table(name, ".csv"), keep_default_na=False)
@@ -318,6 +319,31 @@ def test_missing_identities_set_gives_na_tables_and_succeeds(tmp_path):
     assert out.data.root.is_dir() and not any(out.data.root.iterdir())
     written = [p for p in results.rglob("*") if p.is_file() and p.relative_to(results).parts[0] != "cache"]
     assert all(any(d == p or d in p.parents for d in out.files()) for p in written), written
+
+
+def test_attack_on_the_cells_own_dataset_needs_no_labels(cfg_factory):
+    """attack.subjects=dataset on the embedded sample (6 faces, pixelate, Dlib): each face is its own
+    identity; the fakes are ranked against the originals, the real baseline, linkability and
+    the parrot say why they have no number; every file goes under attack/sample/."""
+    from bench.stages import attack
+
+    cfg = cfg_factory("attack.subjects=dataset", "dataset=sample", "generator=pixelate", "recognizers=[dlib]",
+                      "anonymize.audit_detectors=[]", "anonymize.output_audit_rounds=0")
+    out = attack.run(cfg)
+    assert out.root == Path(cfg.results_dir) / "attack" / "sample" / "dcgan" / "pixelate" / "embedding-random_furthest_ag"
+    ident = pd.read_csv(out.table("identification", ".csv")).iloc[0]
+    assert ident.status == "ok" and ident.identities == 6 and ident.probes_anonymized == 6
+    assert 0 <= ident.rank1_anonymized <= 1 and ident.rank1_chance == pytest.approx(1 / 6, abs=1e-6)
+    assert "no identity labels" in ident.rank1_real
+    assert pd.read_csv(out.table("linkability", ".csv")).status.str.contains("no identity labels").all()
+    assert "takes no target" in pd.read_csv(out.table("parrot", ".csv")).status.iloc[0]
+    distances = pd.read_csv(out.table("distances", ".csv")).iloc[0]
+    assert distances.impostor_n == 15 and distances.genuine_n == 0 and distances.fakes_n == 6
+    split = pd.read_csv(out.split)
+    assert (split.identity == split.face_id).all() and len(split) == 6
+    assert "each its own identity" in out.table("identification", ".md").read_text()
+    with pytest.raises(Exception, match="attack.subjects='someone'"):
+        attack.run(cfg_factory("attack.subjects=someone"))
 
 
 @pytest.mark.shared

@@ -56,14 +56,18 @@ def shrink(repo: Path) -> None:
     config["platform"]["uploads"]["n"] = 6
     config["platform"]["workload"]["views"] = 40
     config["platform"]["scale"]["users"] = [1000]
+    config["attack"]["kanonymity"].update(faces=2, k_max=3)
     (repo / "conf" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     pool = yaml.safe_load((repo / "conf" / "pool" / "dcgan.yaml").read_text())
     pool["n"] = 24
     (repo / "conf" / "pool" / "dcgan.yaml").write_text(yaml.safe_dump(pool, sort_keys=False))
 
 
-def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, BENCH_SHARED=str(SHARED), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+def dvc(repo: Path, *args: str, worker: bool = False) -> subprocess.CompletedProcess:
+    """`dvc ARGS` in `repo`; with `worker`, the stages run through the long-lived worker
+    (BENCH_WORKER=auto, as `make repro` runs them)."""
+    env = dict(os.environ, BENCH_SHARED=str(SHARED), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               BENCH_WORKER="auto" if worker else "", BENCH_WORKER_IDLE="30", XDG_RUNTIME_DIR=str(repo.parent))
     return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, env=env, capture_output=True, text=True)
 
 
@@ -72,6 +76,7 @@ def output_bytes(repo: Path) -> dict[str, bytes]:
     results = repo / "results"
     files = [p for p in (results / "tables").rglob("*") if p.is_file() and p.suffix in {".csv", ".md", ".tex"}]
     files += [p for p in results.rglob("metrics.json")]
+    files += [p for p in (results / "attack").rglob("*") if p.is_file() and p.suffix in {".csv", ".md"}]
     return {str(p.relative_to(repo)): p.read_bytes() for p in sorted(files)}
 
 
@@ -106,6 +111,22 @@ def test_every_written_file_is_declared(repo):
     assert not undeclared, f"written but declared by no stage: {undeclared[:20]}"
 
 
+def test_the_attack_stage_attacks_the_default_cell(repo):
+    """attack.subjects=dataset on the compare cell: Dlib ranks the fakes against the originals and
+    the parrot's own fakes; linkability says why it has no number."""
+    import pandas as pd
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    out = layout.AttackOutputs(repo / "results", params["pool"], params["generator"], params["compare_metric"],
+                               params["compare_query"], params["dataset"])
+    parrot = pd.read_csv(out.table("parrot", ".csv")).set_index("recognizer").loc["dlib"]
+    assert parrot.status == "ok" and parrot.identities >= 5 and 0 <= parrot.rank1_parrot <= 1
+    link = pd.read_csv(out.table("linkability", ".csv"))
+    assert link.status.str.contains("no identity labels").all()
+    kanon = pd.read_csv(out.table("kanonymity", ".csv"))
+    assert (kanon.status == "ok").any() and kanon.k.max() == 3
+
+
 def test_metrics_are_shown_by_dvc(repo):
     shown = dvc(repo, "metrics", "show")
     assert shown.returncode == 0, shown.stderr
@@ -113,12 +134,13 @@ def test_metrics_are_shown_by_dvc(repo):
 
 
 def test_same_seed_same_bytes(repo):
-    """Everything removed but DVC's own cache, then every stage run again (no run cache)."""
+    """Everything removed but DVC's own cache, then every stage run again (no run cache), this
+    time through the long-lived worker (bench/worker.py): same bytes as the plain processes."""
     before = output_bytes(repo)
     assert any(name.endswith("table1.csv") for name in before) and any(n.endswith("metrics.json") for n in before)
     shutil.rmtree(repo / "results")
     (repo / "results").mkdir()
-    again = dvc(repo, "repro", "--force", "--no-run-cache")
+    again = dvc(repo, "repro", "--force", "--no-run-cache", worker=True)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     after = output_bytes(repo)
     assert sorted(after) == sorted(before)

@@ -176,7 +176,7 @@ def test_the_page_shows_each_part_or_says_it_did_not_run(built):
                     "Fig. 4: quality", "61% reduction", "Fig. 3/7", "faceswap · targets queried in embedding space",
                     "Faces each recognizer still verifies", "What each viewer sees: rules", "The dataset&#39;s failures",
                     "Provenance records", "Weights (sha256", "python -m bench anonymize",
-                    AttackOutputs.TABLES["identification"], "dlib: Source-vs-Result distances", "attack/dcgan/faceswap"):
+                    AttackOutputs.TABLES["identification"], "dlib: Source-vs-Result distances", "attack/labelled/dcgan/faceswap"):
         assert heading in page, heading
     # every part has its files but the leak check of the blur cell
     assert re.findall(r'class="status">(.*?)</p>', page) == ["not run: <code>python -m bench leaks</code> for this cell"]

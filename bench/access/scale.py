@@ -17,6 +17,7 @@ import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from bench import resultsio
+from bench.progress import progress
 
 
 def degrees(n: int, kind: str, k: int, p: float, seed: int, networkx_max: int) -> tuple[np.ndarray, str]:
@@ -53,7 +54,7 @@ def scale_table(opts: dict, seed: int) -> pd.DataFrame:
     e = int(opts["embeddings_per_user"]) * int(opts["dim"]) * 4
     faces = float(opts["faces_per_photo"])
     rows = []
-    for n in opts["users"]:
+    for n in progress(opts["users"], "platform sizes", unit="size"):
         deg, how = degrees(int(n), str(opts["kind"]), int(opts["k"]), float(opts["p"]), seed, int(opts["networkx_max_users"]))
         held = deg + 1  # the user's own embeddings and each friend's
         rows.append({

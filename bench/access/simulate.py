@@ -15,6 +15,7 @@ import numpy as np
 from bench.access.base import AccessModel, View
 from bench.access.generate import Event
 from bench.access.platform import Platform
+from bench.progress import progress
 
 
 @dataclass
@@ -71,7 +72,7 @@ def run_workload(model: AccessModel, platform: Platform, events: list[Event], re
     result = RunResult(model.name)
     withdrawn: set[str] = set()
     model.setup()
-    for event in events:
+    for event in progress(events, f"{model.name}: workload", unit="event"):
         if event.kind == "upload":
             model.upload(event.photo_id)
             result.uploads += 1

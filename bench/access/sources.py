@@ -43,6 +43,7 @@ from bench.errors import BenchError, ImageLoadError
 from bench.facetable import DetectionCache, detector_key, slug
 from bench.images import load_photo
 from bench.layout import cache_dir
+from bench.progress import progress
 
 log = logging.getLogger(__name__)
 FLIP = [1, 0, 2, 4, 3]  # landmark order after a horizontal mirror
@@ -191,7 +192,7 @@ def from_faces(cfg: DictConfig, sources: Sources) -> Built:
     photos, _ = list_photos(cfg.dataset, cfg.faces.image_extensions)
     rng = np.random.default_rng([int(cfg.platform.seed), 2])
     samples, tiles, extra_faces = {}, {}, []
-    for ref in photos:
+    for ref in progress(photos, "platform: detect faces", unit="photo"):
         try:
             rgb = sources.read(ref.path)
         except ImageLoadError as err:
@@ -232,7 +233,8 @@ def from_identities(cfg: DictConfig, sources: Sources, labels_path: Path) -> Bui
         raise BenchError(f"{labels_path} needs the columns path,identity")
     root = labels_path.parent
     found: dict[str, list[tuple]] = {}
-    for row in labels.sort_values(["identity", "path"]).itertuples():
+    for row in progress(labels.sort_values(["identity", "path"]).itertuples(), "platform: detect faces",
+                        total=len(labels), unit="photo"):
         path = root / row.path
         try:
             rgb = sources.read(path)
@@ -250,7 +252,7 @@ def from_identities(cfg: DictConfig, sources: Sources, labels_path: Path) -> Bui
     outsiders = non_users(cfg, people)
     users, samples = {}, {}
     margin = float(cfg.platform.tile_margin)
-    for who in people:
+    for who in progress(people, "platform: enrol users", unit="person"):
         shots = found[who]
         n_enrol = 0 if who in outsiders else max(1, min(int(cfg.platform.enrol_per_user), len(shots) // 2))
         enrol, upload = shots[:n_enrol], shots[n_enrol:] or shots[:1]

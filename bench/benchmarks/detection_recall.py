@@ -25,6 +25,7 @@ from bench.boxes import greedy_match
 from bench.datasets import list_photos
 from bench.errors import BenchError, DatasetNotFound
 from bench.images import load_photo
+from bench.progress import progress
 from bench.registry import DETECTORS
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def evaluate_detector(name: str, truth: dict[Path, np.ndarray], iou: float, phot
         return {"detector": name, "status": f"n/a: {err}"}
     hits = total = detections = devset_faces = 0
     seconds = []
-    for path in sorted({*truth, *photos}):
+    for path in progress(sorted({*truth, *photos}), f"{name}: detect faces", unit="photo"):
         bgr = load_photo(path).bgr
         start = time.perf_counter()
         found = detector.detect(bgr)

@@ -21,6 +21,7 @@ import numpy as np
 from bench import resultsio
 from bench.errors import WeightsNotFound
 from bench.pools.base import Pool
+from bench.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +77,14 @@ class DcganPool(Pool):
         net = self._load()
         rng = torch.Generator().manual_seed(self.seed)
         parts, done = [], 0
-        with torch.inference_mode():
+        with torch.inference_mode(), progress(None, f"pool {self.name}: generate", total=self.n) as bar:
             while done < self.n:
                 # Always draw a full batch: face i's latent then depends only on (seed, i).
                 z = torch.randn(self.batch_size, LATENT, 1, 1, generator=rng)
                 x = net(z)[: self.n - done]
                 parts.append(((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
                 done += len(x)
+                bar.update(len(x))
         return np.concatenate(parts)
 
     def file_name(self, index: int) -> str:
@@ -96,7 +98,7 @@ class DcganPool(Pool):
         for stale in self.path.glob(f"{PREFIX}*.png"):
             if stale.name not in names:
                 stale.unlink()
-        for i, face in enumerate(faces):
+        for i, face in enumerate(progress(faces, f"pool {self.name}: write", unit="image")):
             resultsio.write_png(face, self.path / self.file_name(i))
         log.info("pool %s: %d DCGAN faces (seed %d) -> %s", self.name, self.n, self.seed, self.path)
         weights = self.weights()[0]

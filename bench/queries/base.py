@@ -162,10 +162,14 @@ class Query(abc.ABC):
         band = float("nan")
         if self.same_age_gender:
             eligible, band = self._restrict(eligible, source, pool_age, pool_gender)
-        index_map = np.flatnonzero(eligible)
-        local, n_candidates = self._pick(distances[index_map], rng)
-        index = int(index_map[local])
-        return Selection(index=index, distance=float(distances[index]), n_eligible=len(index_map),
+        if eligible.all():  # the common case: the rule sees the row itself, not a copy of it
+            local, n_candidates = self._pick(distances, rng)
+            index, n_eligible = int(local), len(distances)
+        else:
+            index_map = np.flatnonzero(eligible)
+            local, n_candidates = self._pick(distances[index_map], rng)
+            index, n_eligible = int(index_map[local]), len(index_map)
+        return Selection(index=index, distance=float(distances[index]), n_eligible=n_eligible,
                          n_candidates=int(n_candidates), age_band=band)
 
     def _restrict(self, eligible: np.ndarray, source: AgeGender | None, pool_age, pool_gender) -> tuple[np.ndarray, float]:

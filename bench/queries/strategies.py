@@ -10,16 +10,16 @@ class Closest(Query):
     """The most similar pool face (smallest distance)."""
 
     def _pick(self, distances: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
-        best = distances.min()
-        return int(np.argmin(distances)), int((distances == best).sum())
+        index = int(np.argmin(distances))
+        return index, int((distances == distances[index]).sum())
 
 
 class Furthest(Query):
     """The least similar pool face (largest distance)."""
 
     def _pick(self, distances: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
-        worst = distances.max()
-        return int(np.argmax(distances)), int((distances == worst).sum())
+        index = int(np.argmax(distances))
+        return index, int((distances == distances[index]).sum())
 
 
 def eq1_candidates(distances: np.ndarray) -> np.ndarray:
@@ -30,11 +30,19 @@ def eq1_candidates(distances: np.ndarray) -> np.ndarray:
     """
     distances = np.asarray(distances, dtype=np.float64)
     top = distances.max()
-    finite = distances[np.isfinite(distances)]
+    finite_mask = np.isfinite(distances)
+    finite = distances if finite_mask.all() else distances[finite_mask]
     spread = float(finite.std()) if len(finite) else 0.0
     if spread > 0:
         return np.flatnonzero(distances > top - spread)
     return np.flatnonzero(distances == top)
+
+
+def draw(candidates: np.ndarray, rng: np.random.Generator) -> int:
+    """Eq. 1's draw: one of `candidates` (pool indices, ascending), uniformly, with the face's
+    generator (bench.queries.base.rng_for). Shared with bench.benchmarks.query_scaling, whose
+    approximate index must draw exactly as the exact query does."""
+    return int(candidates[rng.integers(len(candidates))])
 
 
 class RandomFurthest(Query):
@@ -46,7 +54,7 @@ class RandomFurthest(Query):
 
     def _pick(self, distances: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
         candidates = eq1_candidates(distances)
-        return int(candidates[rng.integers(len(candidates))]), len(candidates)
+        return draw(candidates, rng), len(candidates)
 
 
 class RandomFurthestPerPerson(RandomFurthest):

@@ -38,6 +38,7 @@ from bench import resultsio
 from bench.errors import BenchError, ImageLoadError
 from bench.images import load_photo
 from bench.layout import cache_dir
+from bench.progress import chunks, progress
 
 log = logging.getLogger(__name__)
 
@@ -157,10 +158,11 @@ def compute_features(faces: pd.DataFrame, table_dir: Path, photo_root: Path, kin
     return feats
 
 
-def _read_crops(faces: pd.DataFrame, rows: np.ndarray, table_dir: Path, status: np.ndarray) -> dict[int, np.ndarray]:
+def _read_crops(faces: pd.DataFrame, rows: np.ndarray, table_dir: Path, status: np.ndarray,
+                desc: str = "read crops") -> dict[int, np.ndarray]:
     """{row: 112x112 RGB crop} of `rows`; an unreadable crop gets a status instead."""
     crops = {}
-    for i in rows:
+    for i in progress(rows, desc):
         try:
             crops[int(i)] = load_photo(table_dir / str(faces.crop.iat[i])).rgb
         except ImageLoadError as err:
@@ -181,18 +183,16 @@ def _inception(faces, aligned, status, feats, table_dir, photo_root, cfg) -> Non
         return
     cache = FeatureCache(cache_root(cfg) / settings_key("inception", {"weights": WEIGHTS_FILE, "size": weights.stat().st_size}))
     todo = []
-    for i in rows:
+    for i in progress(rows, "inception: cache"):
         hit = cache.get(str(faces.crop_sha256.iat[i]))
         if hit is not None:
             out[i] = hit["inception"]
             status[i] = OK
         else:
             todo.append(int(i))
-    crops = _read_crops(faces, np.asarray(todo, int), table_dir, status)
+    crops = _read_crops(faces, np.asarray(todo, int), table_dir, status, "inception: read crops")
     batch = int(cfg.manifold.batch_size)
-    order = sorted(crops)
-    for start in range(0, len(order), batch):
-        part = order[start:start + batch]
+    for part in chunks(sorted(crops), batch, "inception"):
         values = inception_features(np.stack([crops[i] for i in part]), batch_size=batch)
         for i, v in zip(part, values):
             out[i] = v
@@ -204,7 +204,7 @@ def _pixels(faces, aligned, status, feats, table_dir, photo_root, cfg) -> None:
     size = int(cfg.manifold.pixel_size)
     out = np.zeros((len(faces), size, size, 3), np.uint8)
     feats.arrays["pixels"] = out
-    for i, crop in _read_crops(faces, np.flatnonzero(aligned), table_dir, status).items():
+    for i, crop in _read_crops(faces, np.flatnonzero(aligned), table_dir, status, "pixels: read crops").items():
         out[i] = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
         status[i] = OK
 
@@ -258,8 +258,11 @@ def _agegender(faces, aligned, status, feats, table_dir, photo_root, cfg) -> Non
     cache = FeatureCache(cache_root(cfg) / settings_key("agegender", {"estimator": estimator.name,
                                                                         "weights": [p.name for p in estimator.weights()]}))
     photos = faces.photo.astype(str).to_numpy()
-    for photo in sorted(set(photos[rows])):
-        members = [int(i) for i in rows if photos[i] == photo]
+    by_photo: dict[str, list[int]] = {}  # one pass (a scan of every row per photo is quadratic)
+    for i in rows:
+        by_photo.setdefault(photos[i], []).append(int(i))
+    for photo in progress(sorted(by_photo), "age/gender", unit="photo"):
+        members = by_photo[photo]
         try:
             path = photo_root / photo
             sha = resultsio.sha256_file(path)

@@ -47,6 +47,7 @@ from bench.facetable import (
 from bench.anonymizer import build_fallback, cover_missed_face, replace_face, unchanged_max_diff
 from bench.generators.base import Generator
 from bench.images import load_photo
+from bench.progress import progress
 from bench.provenance import record
 from bench.registry import DETECTORS, GENERATORS
 from bench.status import (
@@ -87,7 +88,7 @@ def run(cfg: DictConfig) -> Cell:
     if unlisted:  # faces.parquet and photos.csv disagree: never drop those faces silently
         raise BenchError(f"faces.parquet lists photos that photos.csv does not ({', '.join(unlisted[:3])}): "
                          "rerun `python -m bench faces`")
-    for entry in manifest.itertuples():
+    for entry in progress(manifest.itertuples(), f"{cell.generator}: anonymize", total=len(manifest), unit="photo"):
         if entry.status not in READABLE:
             photo_rows.append(photo_row(entry.photo, "", [], [], PHOTO_UNREADABLE if entry.status == "unreadable"
                                         else str(entry.status)))

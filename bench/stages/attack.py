@@ -73,6 +73,7 @@ from bench.provenance import record
 from bench.queries.base import AgeGender, rng_for
 from bench.recognizers import build_recognizer, selected_recognizers
 from bench.registry import GENERATORS, QUERIES, SPACES
+from bench.status import SWAPPED
 from bench.spaces.features import Features, all_distances, compute_features
 from bench.verification import pair_distances, threshold_of
 
@@ -129,6 +130,8 @@ def run(cfg: DictConfig) -> AttackOutputs:
     started = time.perf_counter()
     out = outputs(cfg)
     names = selected_recognizers(cfg)
+    if out.dataset != ATTACK_DATASET:
+        return run_on_dataset(cfg, out, names, started)
     folder = Path(str(cfg.identities.path)).expanduser()
     labels_path = folder / str(cfg.identities.labels)
     reason = missing_identities(folder, labels_path)
@@ -176,7 +179,7 @@ def run(cfg: DictConfig) -> AttackOutputs:
 
     t0 = time.perf_counter()
     kanon_rows, kanon_failures, kanon_info = kanonymity(cfg, out, generator, people, evidence[main], names,
-                                                        {r["recognizer"]: r for r in rows["distances"]})
+                                                        {r["recognizer"]: r for r in rows["distances"]}, folder)
     rows["kanonymity"] = kanon_rows
     failures += kanon_failures
     seconds["kanonymity"] = round(time.perf_counter() - t0, 1)
@@ -214,6 +217,192 @@ def run(cfg: DictConfig) -> AttackOutputs:
              ", ".join(strategies), seconds["total"], out.root)
     print(out.table("identification", ".md").read_text(encoding="utf-8"))  # a benchmark prints its table
     return out
+
+
+# ---- attack.subjects=dataset: the cell's own dataset, no identity labels ------------------------------
+
+NO_LABELS = ("n/a: dataset {dataset} has no identity labels: each face is its own identity, seen in one "
+             "photo only")
+
+
+def run_on_dataset(cfg: DictConfig, out: AttackOutputs, names: list[str], started: float) -> AttackOutputs:
+    """attack.subjects=dataset: the attacks on the cell's own dataset (conf/config.yaml `attack.subjects`).
+
+    Each face of the cell that the generator replaced (every aligned face for an obfuscation)
+    is its own identity. 1. identification: the attacker holds the original photos (gallery =
+    the real faces, N = faces) and ranks each fake against them; there is no second real photo
+    to probe with, so rank-k real reads n/a. 2. linkability: n/a (one photo per person).
+    3. parrot: the attacker re-anonymizes the originals with the cell's generator and strategy
+    under its own seed (attack.parrot_seed) and ranks each fake against those. 4. distances:
+    Source-vs-Result and source-vs-fake against impostor pairs (every two faces; no person is
+    assumed to appear twice); no genuine pairs. 5. Supp. D as on the identities set.
+
+    The cell's files come from `python -m bench run` (or dvc repro's stages); where they are
+    missing the stage chains faces -> ... -> evaluate first."""
+    opts, strategy = cfg.attack, str(cfg.choices.query)
+    generator = GENERATORS.build(cfg.generator, name=cfg.choices.generator)
+    cell = out.cell(strategy)
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if not all(p.is_file() for p in (cell.pairs, cell.outcomes, cell.provenance, cell.evaluate_provenance)):
+        run_through_evaluate(cfg)
+    seconds["cell"] = round(time.perf_counter() - t0, 1)
+    evidence = CellEvidence.read(cell)
+    faces = pd.read_parquet(out.data.faces)
+    people = dataset_people(faces, evidence, generator.uses_target)
+    photo_root = Path(str(cfg.dataset.path)).expanduser()
+    no_labels = NO_LABELS.format(dataset=cfg.dataset.name)
+
+    t0 = time.perf_counter()
+    parrot_fakes, failures, no_parrot = parrot_gallery(cfg, out, generator, faces, people, evidence, photo_root)
+    seconds["parrot_fakes"] = round(time.perf_counter() - t0, 1)
+
+    t0 = time.perf_counter()
+    rows: dict[str, list[dict]] = {name: [] for name in AttackOutputs.TABLES}
+    distances_long = []
+    for name in names:
+        recognizer = build_recognizer(name, cfg)
+        sources = read_embeddings(cell.embeddings / "sources", name)
+        results = fake_embeddings(cfg, out, evidence, faces, people, recognizer)
+        parrot = (embedded_fakes(recognizer, parrot_fakes, out.parrot_fakes, cfg) if no_parrot is None
+                  else Embeddings.missing(no_parrot))
+        rows["identification"].append(own_identification_row(name, opts, strategy, people, sources, results,
+                                                              evidence, no_labels))
+        rows["parrot"].append(own_parrot_row(name, opts, strategy, people, sources, results, parrot, evidence))
+        rows["linkability"] += [{"recognizer": name, "metric": str(opts.metric), "strategy": q, "status": no_labels}
+                                for q in (REAL, strategy)]
+        row, long, _ = distances_entry(name, recognizer, opts, people, sources, results, evidence, out)
+        rows["distances"].append(row)
+        distances_long.append(long)
+    seconds["attacks"] = round(time.perf_counter() - t0, 1)
+
+    t0 = time.perf_counter()
+    rows["kanonymity"], kanon_failures, kanon_info = kanonymity(
+        cfg, out, generator, people, evidence, names, {r["recognizer"]: r for r in rows["distances"]}, photo_root)
+    failures += kanon_failures
+    seconds["kanonymity"] = round(time.perf_counter() - t0, 1)
+
+    n_photos = len(set(people.photo.values()))
+    data_line = (f"Data: dataset {cfg.dataset.name} ({photo_root}), cell {cell.root}: {len(people.identity)} faces "
+                 f"in {n_photos} photos, each its own identity ("
+                 + ("the faces the generator replaced" if generator.uses_target else "every aligned face")
+                 + f"); distance {opts.metric}; parrot seed {int(opts.parrot_seed)} (the cell's seed "
+                 f"{int(cfg.seed)}); no identity labels, so linkability and the real-probe baseline are n/a and "
+                 "every two faces count as an impostor pair.")
+    write_tables(cfg, out, rows, data_line, notes={**NOTES, **DATASET_NOTES})
+    resultsio.write_csv(pd.concat(distances_long, ignore_index=True) if distances_long
+                        else pd.DataFrame(columns=DISTANCE_COLUMNS), out.distances_long)
+    plot_kanonymity(out.kanonymity_figure, rows["kanonymity"], cfg)
+    split = pd.DataFrame({"path": [people.photo[f] for f in people.ids()], "identity": people.ids(),
+                          "role": PROBE, "face_id": people.ids()}, columns=SPLIT_COLUMNS)
+    resultsio.write_csv(split, out.split)
+    resultsio.write_failures(failures, out.failures)
+    seconds["total"] = round(time.perf_counter() - started, 1)
+    resultsio.write_json(record(
+        cfg, "attack",
+        data_manifest={"dataset": str(cfg.dataset.name), "faces": str(out.data.faces),
+                       "faces_sha256": resultsio.sha256_file(out.data.faces)},
+        cells={strategy: {"root": str(cell.root), "pairs_sha256": resultsio.sha256_file(cell.pairs),
+                          "unavailable": evidence.unavailable, "faces_attacked": len(people.identity)}},
+        weights=evidence.weights,
+        protocol={"on": "dataset", "metric": str(opts.metric), "ranks": list(opts.ranks),
+                  "identity": "each face its own", "parrot_seed": int(opts.parrot_seed),
+                  "parrot": no_parrot or f"{len(parrot_fakes)} fakes (parrot_fakes/)", "kanonymity": kanon_info},
+        counts={"faces": len(people.identity), "photos": n_photos, "failures": len(failures)},
+        seconds=seconds,
+    ), out.provenance)
+    log.info("attack: %d faces of dataset %s (each its own identity), %.0f s -> %s", len(people.identity),
+             cfg.dataset.name, seconds["total"], out.root)
+    print(out.table("identification", ".md").read_text(encoding="utf-8"))
+    return out
+
+
+def dataset_people(faces: pd.DataFrame, evidence: CellEvidence, uses_target: bool) -> Faces:
+    """Every aligned face of the cell that its generator replaced (status swapped; for an
+    obfuscation, every aligned face of the cell), each its own identity (role probe)."""
+    pairs = evidence.pairs
+    done = pairs[pairs.status == SWAPPED] if uses_target else pairs
+    aligned = faces[faces.aligned.astype(bool)]
+    rows = aligned[aligned.face_id.astype(str).isin(set(done.source_face))]
+    ids = rows.face_id.astype(str).tolist()
+    return Faces(dict(zip(ids, ids)), dict.fromkeys(ids, PROBE), dict(zip(ids, rows.photo.astype(str))))
+
+
+def parrot_gallery(cfg: DictConfig, out: AttackOutputs, generator, faces: pd.DataFrame, people: Faces,
+                   evidence: CellEvidence, photo_root: Path) -> tuple[pd.DataFrame, list[dict], str | None]:
+    """(the parrot's fake of each face (make_fakes with attack.parrot_seed, one target each),
+    failure rows, why there is none or None)."""
+    if not generator.uses_target:
+        return pd.DataFrame(columns=FAKE_COLUMNS), [], (
+            f"n/a: generator {cfg.choices.generator} takes no target: re-anonymizing the original gives the "
+            "probe's own image, whatever the seed")
+    if evidence.unavailable:
+        return pd.DataFrame(columns=FAKE_COLUMNS), [], evidence.unavailable
+    try:
+        generator.prepare()
+    except BenchError as err:
+        return pd.DataFrame(columns=FAKE_COLUMNS), [], f"n/a: {err}"
+    chosen = faces[faces.face_id.astype(str).isin(list(people.identity))].reset_index(drop=True)
+    fakes, failures = make_fakes(cfg, out.parrot_fakes, generator, chosen, 1, out.data.root, photo_root,
+                                 int(cfg.attack.parrot_seed), "parrot")
+    return fakes, failures, None if len(fakes) else "n/a: no parrot fake could be made (see failures.csv)"
+
+
+def embedded_fakes(recognizer, fakes: pd.DataFrame, folder: Path, cfg: DictConfig) -> Embeddings:
+    """One recognizer's embeddings of fakes made by make_fakes, keyed by their source face."""
+    if not len(fakes):
+        return Embeddings.missing("n/a: no fake")
+    table = embed_with(recognizer, fakes, folder, cfg)
+    ok = (table.status == OK).to_numpy()
+    if not ok.any():
+        reasons = sorted(set(table.status))
+        return Embeddings.missing(reasons[0] if len(reasons) == 1 else "n/a: no fake has an embedding")
+    return Embeddings.of(fakes.source_face.astype(str)[ok].tolist(), np.stack(table.embedding[ok].to_numpy()))
+
+
+def own_identification_row(name, opts, strategy, people: Faces, sources, results, evidence, no_labels) -> dict:
+    """attack.subjects=dataset, table 1's row: each face's fake ranked against every real face."""
+    metric, ranks = str(opts.metric), [int(k) for k in opts.ranks]
+    row = {"recognizer": name, "metric": metric, "strategy": strategy}
+    gallery_ids, gallery = vectors(sources, people.ids())
+    if not gallery_ids:
+        return {**row, "status": why_none(sources, "face")}
+    probe_ids, probes = vectors(results, gallery_ids)
+    row.update(status=OK, identities=len(gallery_ids), probes_anonymized=len(probe_ids))
+    for k in ranks:
+        row[f"rank{k}_chance"] = chance_rate(k, len(gallery_ids))
+        row[f"rank{k}_real"] = no_labels
+    if not probe_ids:
+        return round_row({**row, "status": why_none(results, "result face", evidence)})
+    got = identify(probes, probe_ids, gallery, gallery_ids, metric, ranks)
+    row.update({f"rank{k}_anonymized": got.rates[k] for k in ranks})
+    return round_row(row)
+
+
+def own_parrot_row(name, opts, strategy, people: Faces, sources, results, parrot, evidence) -> dict:
+    """attack.subjects=dataset, table 3's row: each fake ranked against the real faces (naive) and
+    against the parrot's own fakes of them (parrot), over the faces all three exist for."""
+    metric, ranks = str(opts.metric), [int(k) for k in opts.ranks]
+    row = {"recognizer": name, "metric": metric, "strategy": strategy}
+    real_ids, _ = vectors(sources, people.ids())
+    if not real_ids:
+        return {**row, "status": why_none(sources, "face")}
+    probe_ids, _ = vectors(results, real_ids)
+    if not probe_ids:
+        return {**row, "status": why_none(results, "result face", evidence)}
+    both, _ = vectors(parrot, probe_ids)
+    if not both:
+        return {**row, "status": why_none(parrot, "parrot fake")}
+    _, real = vectors(sources, both)
+    _, probes = vectors(results, both)
+    _, gallery = vectors(parrot, both)
+    naive, parroted = identify(probes, both, real, both, metric, ranks), identify(probes, both, gallery, both,
+                                                                                   metric, ranks)
+    row.update(status=OK, identities=naive.identities, probes=naive.probes)
+    for k in ranks:
+        row.update({f"rank{k}_naive": naive.rates[k], f"rank{k}_parrot": parroted.rates[k],
+                    f"rank{k}_chance": naive.chance[k]})
+    return round_row(row)
 
 
 def labelled_config(cfg: DictConfig, files: list[str]) -> DictConfig:
@@ -492,9 +681,10 @@ def distances_entry(name, recognizer, opts, people: Faces, sources, fakes, evide
 # ---- 5. Supp. D: k fakes of one face ---------------------------------------------------------------
 
 def kanonymity(cfg: DictConfig, out: AttackOutputs, generator, people: Faces, evidence: CellEvidence, names,
-               reference: dict) -> tuple[list[dict], list[dict], dict]:
-    """Makes attack.kanonymity.k_max fakes (k different targets) of a few probe faces and
-    measures, per recognizer and k, the distance of the mean of the first k to the source.
+               reference: dict, photo_root: Path) -> tuple[list[dict], list[dict], dict]:
+    """Makes attack.kanonymity.k_max fakes (k different targets) of a few probe faces (of the
+    photos under `photo_root`) and measures, per recognizer and k, the distance of the mean of
+    the first k to the source.
 
     Returns:
         (Table 5's rows, failure rows, what the provenance records)."""
@@ -513,7 +703,8 @@ def kanonymity(cfg: DictConfig, out: AttackOutputs, generator, people: Faces, ev
         return [kanon_na(name, metric, reason) for name in names], [], {"status": reason}
     faces = pd.read_parquet(out.data.faces)
     chosen = kanon_faces(faces, people, int(opts.faces), int(cfg.seed))
-    fakes, failures = make_fakes(cfg, out, generator, chosen, k_max)
+    fakes, failures = make_fakes(cfg, out.kanonymity_fakes, generator, chosen, k_max, out.data.root, photo_root,
+                                 int(cfg.seed), "kanonymity")
     info = {"faces": chosen.face_id.tolist(), "k_max": k_max, "fakes": len(fakes),
             "targets_per_face": fakes.groupby("source_face").size().to_dict() if len(fakes) else {},
             "mean": "of L2-normalized embeddings", "landmarks": "the source face's (the swap keeps the pose)"}
@@ -546,11 +737,13 @@ def kanon_faces(faces: pd.DataFrame, people: Faces, n: int, seed: int) -> pd.Dat
         .reset_index(drop=True)
 
 
-def make_fakes(cfg: DictConfig, out: AttackOutputs, generator, chosen: pd.DataFrame, k_max: int):
-    """(fakes table for embed_with: face_id, photo (a crop PNG under kanonymity_fakes/),
-    landmarks, aligned, ...; failure rows). A crop whose key (photo, face, target, generator
+def make_fakes(cfg: DictConfig, folder: Path, generator, chosen: pd.DataFrame, k_max: int, data_root: Path,
+               photo_root: Path, seed: int, purpose: str):
+    """(fakes table for embed_with: face_id (<source face>#k<k>), photo (a crop PNG under
+    `folder`), landmarks, aligned, ...; failure rows): k_max fakes of each chosen face (a row of
+    the faces table under `data_root`) of the photos under `photo_root`, their targets picked in turn by the cell's strategy with
+    rng_for(seed, "<purpose>:<face id>"). A crop whose key (photo, face, target, generator
     config) is unchanged is reused from an earlier run."""
-    folder = out.kanonymity_fakes
     folder.mkdir(parents=True, exist_ok=True)
     earlier = {}
     if (folder / "fakes.parquet").is_file():
@@ -563,8 +756,7 @@ def make_fakes(cfg: DictConfig, out: AttackOutputs, generator, chosen: pd.DataFr
     pool_faces = pd.read_parquet(pool_out.faces)
     pool_feats = Features.load(pool_out.arrays)
     kinds = [space.feature] + (["agegender"] if query.same_age_gender else [])
-    labelled_root = Path(str(cfg.identities.path)).expanduser()
-    sources = compute_features(chosen, out.data.root, labelled_root, kinds, cfg)
+    sources = compute_features(chosen, data_root, photo_root, kinds, cfg)
     distances = all_distances(space, sources, pool_feats, pool_faces.aligned.to_numpy(bool))
     generator_key = json.dumps(OmegaConf.to_container(cfg.generator, resolve=True), sort_keys=True)
     rows, failures = [], []
@@ -572,12 +764,12 @@ def make_fakes(cfg: DictConfig, out: AttackOutputs, generator, chosen: pd.DataFr
         source = None
         if query.same_age_gender and str(sources.status["agegender"][i]) == OK:
             source = AgeGender(float(sources.arrays["age"][i]), int(sources.arrays["gender"][i]))
-        picks = distinct_targets(query, distances[i], rng_for(int(cfg.seed), f"kanonymity:{face.face_id}"), k_max,
+        picks = distinct_targets(query, distances[i], rng_for(int(seed), f"{purpose}:{face.face_id}"), k_max,
                                  source, pool_feats.arrays.get("age"), pool_feats.arrays.get("gender"))
         if len(picks) < k_max:
             failures.append(failure(face.photo, face.face_id, "attack",
-                                    f"kanonymity: {len(picks)} of {k_max} distinct targets in the pool"))
-        photo = load_photo(labelled_root / str(face.photo), int(cfg.faces.max_image_pixels)).rgb
+                                    f"{purpose}: {len(picks)} of {k_max} distinct targets in the pool"))
+        photo = load_photo(photo_root / str(face.photo), int(cfg.faces.max_image_pixels)).rgb
         src = Face(box=np.array([face.x1, face.y1, face.x2, face.y2], np.float32),
                    landmarks=np.asarray(face.landmarks, np.float32).reshape(5, 2))
         for k, sel in enumerate(picks, start=1):
@@ -592,7 +784,7 @@ def make_fakes(cfg: DictConfig, out: AttackOutputs, generator, chosen: pd.DataFr
             landmarks = crop_fake(photo, src, entry, generator, folder / file, opts_margin(cfg),
                                   reuse=earlier.get(fake_id) == key)
             if isinstance(landmarks, str):
-                failures.append(failure(face.photo, face.face_id, "attack", f"kanonymity: fake {k}: {landmarks}"))
+                failures.append(failure(face.photo, face.face_id, "attack", f"{purpose}: fake {k}: {landmarks}"))
                 continue
             rows.append({"face_id": fake_id, "photo": file, "source_face": str(face.face_id), "identity": "",
                          "k": k, "target": entry["target"], "target_distance": float(sel.distance),
@@ -783,9 +975,34 @@ NOTES = {
         "(kanonymity_fakes/)."),
 }
 
+# attack.subjects=dataset: what the identification, parrot and distances tables mean there.
+DATASET_NOTES = {
+    "identification": (
+        "Closed-set identification with each face its own identity: the attacker holds the original photos "
+        "(gallery: every real face of the cell, N of them) and ranks them for each fake, embedded at its "
+        "source face's landmarks in the anonymized photo (the worst case), ties broken at random in "
+        "expectation. rank{k}_anonymized: the share of fakes whose own original is among the k closest; "
+        "rank{k}_real: n/a, there is no second real photo of a face; rank{k}_chance: k / N."),
+    "parrot": (
+        "naive: each fake ranked against the real faces (as in table 1); parrot: against the attacker's own "
+        "fakes of the same originals, made with the cell's generator and strategy under the attacker's seed "
+        "(attack.parrot_seed; parrot_fakes/). A deterministic strategy (furthest) gives the parrot the very "
+        "target the publisher used; a parrot that also knows the publisher's seed reproduces every fake "
+        "exactly (the pipeline is deterministic), so that case is not measured. Without retraining the "
+        "recognizer (Hanisch et al., arXiv:2304.01635; SEBA, arXiv:2407.06648 do), a lower bound."),
+    "distances": (
+        "impostor: every pair of two real faces of the cell (no identity labels: no person is assumed to "
+        "appear twice); genuine: none without labels (the identities set's attack has them); results: every "
+        "Source-vs-Result pair of the cell as the evaluate stage judges it; fakes: each face against its fake "
+        "embedded at the source's landmarks. *_verified: share at or below the threshold. "
+        "auc_*_vs_impostor: P(a fake is closer to its source than an impostor pair is) (0.5: as far as a "
+        "stranger). Figures: distances_<recognizer>.png; every distance: distances_all.csv."),
+}
 
-def write_tables(cfg: DictConfig, out: AttackOutputs, rows: dict, data_line: str) -> None:
-    """Each table as CSV (full n/a reasons) and Markdown (n/a footnotes, bench.footnotes)."""
+
+def write_tables(cfg: DictConfig, out: AttackOutputs, rows: dict, data_line: str, notes: dict = NOTES) -> None:
+    """Each table as CSV (full n/a reasons) and Markdown (n/a footnotes, bench.footnotes), each
+    followed by the data line and its note (`notes`: table name -> text)."""
     opts = cfg.attack
     if GENERATORS.build(cfg.generator, name=cfg.choices.generator).uses_target:
         cell = (f"{cfg.choices.generator}, targets in {cfg.choices.metric} space by {cfg.choices.query}, "
@@ -798,7 +1015,7 @@ def write_tables(cfg: DictConfig, out: AttackOutputs, rows: dict, data_line: str
         for column in set(COUNT_COLUMNS) & set(columns):
             table[column] = table[column].astype("Int64")
         resultsio.write_csv(table, out.table(name, ".csv"))
-        note = NOTES[name].replace("{k}", "K")
+        note = notes[name].replace("{k}", "K")
         text = "\n".join([f"**Attack {title}** ({cell})", "", markdown(table), "", data_line, note]) + "\n"
         resultsio.write_text(text, out.table(name, ".md"))
 

@@ -27,6 +27,7 @@ from bench.facetable import (
 )
 from bench.images import load_photo
 from bench.layout import DatasetLayout, cache_dir
+from bench.progress import progress
 from bench.provenance import record
 from bench.registry import DETECTORS
 
@@ -51,7 +52,7 @@ def run(cfg: DictConfig) -> DatasetLayout:
     for ref in skipped:
         failures.append(failure(ref.photo, "", "list", ref.reason))
         photo_rows.append({"photo": ref.photo, "status": "skipped"})
-    for ref in photos:
+    for ref in progress(photos, f"{cfg.dataset.name}: detect faces", unit="photo"):
         faces, photo_row, photo_failures = inventory_photo(ref, detector, cache, cfg.faces, out.crops)
         face_rows += faces
         photo_rows.append(photo_row)

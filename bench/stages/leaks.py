@@ -52,6 +52,7 @@ from bench.embeddings import OK, na
 from bench.errors import BenchError, ImageLoadError
 from bench.facetable import DetectionCache, detector_key, slug, weights_manifest
 from bench.images import load_photo
+from bench.progress import progress
 from bench.provenance import record
 from bench.recognizers import build_recognizer, component_config, selected_recognizers
 from bench.registry import DETECTORS
@@ -110,7 +111,7 @@ def run(cfg: DictConfig) -> Cell:
               for name, det in detectors.items()}
 
     rows, found, missing, per_photo, photo_sha = [], [], [], {}, {}
-    for photo in readable:
+    for photo in progress(readable, "leaks: detect faces", unit="photo"):
         out = cell.photos / f"{slug(photo)}.png"
         if not out.is_file():
             missing.append(photo)
@@ -391,7 +392,7 @@ def contact_sheet(cell: Cell, photos: list[str], table: pd.DataFrame, tile: int,
     boxes = table[table.face != ""].drop_duplicates("face")
     font = label_font(16)
     tiles = []
-    for photo in photos:
+    for photo in progress(photos, "leaks: contact sheet", unit="photo"):
         path = cell.photos / f"{slug(photo)}.png"
         if not path.is_file():
             img = Image.new("RGB", (tile, tile * 3 // 4), GRAY)

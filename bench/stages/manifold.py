@@ -47,6 +47,7 @@ from bench.facetable import (
 from bench.images import load_photo
 from bench.layout import PoolOutputs, cache_dir, pool_outputs
 from bench.pools.base import Pool, build_pool
+from bench.progress import progress
 from bench.provenance import record
 from bench.detectors import build_detector
 from bench.recognizers import component_config
@@ -70,7 +71,7 @@ def run(cfg: DictConfig) -> PoolOutputs:
     cache = DetectionCache(detection_cache_dir(cfg, detector, how))
 
     rows, images, failures = [], [], []
-    for ref in refs:
+    for ref in progress(refs, f"pool {pool.name}: detect faces", unit="image"):
         row, image, fail = pool_face(ref, detector, cache, cfg, out, how)
         images.append(image)
         if row is not None:

@@ -34,6 +34,7 @@ from bench.access.simulate import run_workload
 from bench.access.storage import Storage
 from bench.access.targets import build_faker
 from bench.errors import BenchError
+from bench.progress import progress
 from bench.provenance import record
 from bench.recognizers import build_recognizer
 
@@ -129,8 +130,8 @@ def threshold_curve(cfg, platform, events, recognizer, read_photo) -> pd.DataFra
         probe = build_access(str(name), cfg)
         if not probe.uses_recognizer:
             continue
-        for label, matcher in [("perfect", PerfectMatcher()),
-                               *[(f"{x:.4f}", EmbeddingMatcher(float(x), recognizer.name)) for x in grid]]:
+        matchers = [("perfect", PerfectMatcher()), *[(f"{x:.4f}", EmbeddingMatcher(float(x), recognizer.name)) for x in grid]]
+        for label, matcher in progress(matchers, f"{probe.name}: threshold curve", unit="threshold"):
             model = build_access(str(name), cfg)
             model.open(platform, Storage(None), PaintFaker(), matcher, read_photo)
             m = run_workload(model, platform, events, render=False).metrics()

@@ -42,6 +42,7 @@ from bench.footnotes import markdown_with_footnotes
 from bench.layout import Cell, DatasetLayout, quality_files, tables_dir
 from bench.errors import BenchError
 from bench.imagequality import landmark_nme, pixel_measures, pose_difference
+from bench.progress import progress
 from bench.provenance import record
 from bench.spaces.features import compute_features
 
@@ -112,7 +113,8 @@ def measure_pairs(cfg: DictConfig, cell: Cell, pairs: pd.DataFrame, sources: pd.
     at_source = src.assign(photo=[f"photos/{slug(p)}.png" for p in src.photo])
     src_crops = read_crops(cell.dataset_dir, src.crop)
     res_crops = np.stack([align_face(read_rgb(cell.root / p), np.asarray(l, np.float32).reshape(5, 2), size=112)
-                          for p, l in zip(at_source.photo, at_source.landmarks)])
+                          for p, l in progress(zip(at_source.photo, at_source.landmarks),
+                                               f"{cell.generator}: result crops", total=len(at_source))])
     table = pd.DataFrame({"source_face": src.face_id.astype(str)})
     for name, values in pixel_measures(src_crops, res_crops).items():
         table[name] = values.astype(np.float64).round(6)
@@ -146,7 +148,7 @@ def utility(cfg: DictConfig, cell: Cell, src: pd.DataFrame, done: pd.DataFrame) 
 
 
 def read_crops(root: Path, crops) -> np.ndarray:
-    return np.stack([read_rgb(root / c) for c in crops])
+    return np.stack([read_rgb(root / c) for c in progress(crops, "read crops")])
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -157,7 +159,7 @@ def read_rgb(path: Path) -> np.ndarray:
 def photo_sizes(cfg: DictConfig, faces: pd.DataFrame) -> list[tuple[int, int]]:
     """(height, width) of each face's photo, for the PnP camera."""
     sizes = {}
-    for photo in faces.photo.unique():
+    for photo in progress(faces.photo.unique(), "photo sizes", unit="photo"):
         # as the faces stage saw it: EXIF orientation applied (width and height swap for 6 and 8)
         sizes[photo] = load_photo(dataset_root(cfg.dataset) / photo).rgb.shape[:2]
     return [sizes[p] for p in faces.photo]

@@ -39,6 +39,7 @@ from bench.errors import BenchError
 from bench.facetable import failure
 from bench.identities import dataset_labels_path, face_identities, read_labels
 from bench.pools.base import build_pool
+from bench.progress import progress
 from bench.provenance import record
 from bench.queries.base import GENDERS, AgeGender, NoCandidate, Query, person_distances, person_key, rng_for
 from bench.registry import QUERIES, SPACES
@@ -172,7 +173,8 @@ def pick_targets(cfg, space: Space, query: Query, faces: pd.DataFrame, sources: 
     own = distances  # each face's own distances: the `distance` column reports these
     if query.per_person:
         distances = person_distances(distances, persons)
-    for i, face in enumerate(faces.itertuples(index=False)):
+    for i, face in enumerate(progress(faces.itertuples(index=False), f"{space.name}-{query.name}: pick targets",
+                                      total=len(faces))):
         status = str(sources.status[space.feature][i])
         if status != "ok":
             failures.append(failure(face.photo, face.face_id, "query", f"no {space.feature} feature: {status}"))

@@ -12,7 +12,7 @@ Reads, for the configured dataset and pool (bench.layout and bench.access.layout
         failures.csv, metrics.json and leaks.png (the leak check), *provenance.json;
         <dataset>/faces.parquet and crops/ (source faces), pools/<pool>/faces.parquet and crops/
         (target faces)
-    attack/<pool>/<generator>/<metric>-<query>/ (bench.layout.AttackOutputs): its tables,
+    attack/<dataset>/<pool>/<generator>/<metric>-<query>/ (bench.layout.AttackOutputs): its tables,
         distances_<recognizer>.png, kanonymity.png, failures.csv, provenance.json   the attacks
     tables/access_models.csv, access_scale.csv, figures/access_*.png, platform/views/<access>/
         <photo>__<viewer>.{png,json}                        the access models, per-viewer views
@@ -361,11 +361,12 @@ def leak_check(cell: Cell, files: ReportFiles) -> Section:
 # ---- attacks, access models ------------------------------------------------------------------
 
 def find_attacks(results: Path, pool: str) -> list[AttackOutputs]:
-    """Every attack folder of the pool (<results_dir>/attack/<pool>/<generator>/<metric>-<query>/)."""
+    """Every attack folder of the pool, whichever dataset it attacked
+    (<results_dir>/attack/<dataset>/<pool>/<generator>/<metric>-<query>/)."""
     found = []
-    for folder in sorted(p for p in (results / "attack" / pool).glob("*/*") if p.is_dir()):
+    for folder in sorted(p for p in (results / "attack").glob(f"*/{pool}/*/*") if p.is_dir()):
         metric, _, query = folder.name.partition("-")
-        outputs = AttackOutputs(results, pool, folder.parent.name, metric, query)
+        outputs = AttackOutputs(results, pool, folder.parent.name, metric, query, folder.parents[2].name)
         if metric and query and outputs.root == folder:
             found.append(outputs)
     return found
@@ -381,7 +382,7 @@ def attacks(results: Path, pool: str, files: ReportFiles, opts: DictConfig) -> d
         tables.append(csv_table(attack.failures, files, "Failures of the attack", max_rows=int(opts.max_rows)))
         paths = [*sorted(attack.root.glob(attack.distances_figure("*").name)), attack.kanonymity_figure]
         figs = [figure(p, files, FIGURE_CAPTIONS.get(p.stem) or attack_caption(p.stem)) for p in paths]
-        name = f"{attack.generator} · {attack.metric} · {attack.query}"
+        name = f"{attack.dataset} · {attack.generator} · {attack.metric} · {attack.query}"
         out[name] = Section(tables=[t for t in tables if t], figures=[f for f in figs if f])
     return out
 
