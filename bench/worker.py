@@ -45,6 +45,7 @@ PACKAGE = Path(__file__).resolve().parent
 IMPORT_TIME_ENV_PREFIXES = ("OMP_", "MKL_", "OPENBLAS_", "NUMEXPR_", "TORCH", "ORT_", "OPENCV_", "DEEPFACE",
                             "INSIGHTFACE", "PYTHON", "HYDRA_", "BENCH_SHARED", "LD_", "CUDA_")
 MAX_MESSAGE = 1 << 22
+MAX_SOCKET_PATH = 100  # AF_UNIX: sun_path holds 108 bytes on Linux, 104 on macOS
 
 
 # ---- the calling side --------------------------------------------------------------------
@@ -65,8 +66,11 @@ def fingerprint() -> str:
 
 def socket_path(key: str | None = None) -> Path:
     """The worker's socket for this code and environment (short: AF_UNIX paths are < 108 bytes)."""
+    name = f"bench-worker-{os.getuid()}-{key or fingerprint()}.sock"
     base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir())
-    return base / f"bench-worker-{os.getuid()}-{key or fingerprint()}.sock"
+    if len(str(base / name)) > MAX_SOCKET_PATH:
+        base = Path(tempfile.gettempdir())
+    return base / name
 
 
 def forward(argv: list[str]) -> int | None:
@@ -98,11 +102,15 @@ def connect(path: Path) -> socket.socket | None:
 def start(path: Path) -> socket.socket | None:
     """Starts a detached worker on `path` and connects to it (None if it did not come up)."""
     log = path.with_suffix(".log")
-    with open(log, "ab") as out:
-        subprocess.Popen([sys.executable, "-m", "bench.worker", str(path)], stdin=subprocess.DEVNULL, stdout=out,
-                         stderr=out, start_new_session=True, cwd=str(PACKAGE.parent), env=os.environ.copy())
+    try:
+        with open(log, "ab") as out:
+            process = subprocess.Popen([sys.executable, "-m", "bench.worker", str(path)], stdin=subprocess.DEVNULL,
+                                       stdout=out, stderr=out, start_new_session=True, cwd=str(PACKAGE.parent),
+                                       env=os.environ.copy())
+    except OSError:
+        return None
     deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and process.poll() is None:  # a worker that failed: run here
         conn = connect(path)
         if conn is not None:
             return conn
@@ -175,6 +183,7 @@ def serve(path: Path, idle_s: float) -> None:
     server.bind(str(tmp))
     server.listen(16)
     os.replace(tmp, path)  # callers connect only once it listens
+    mine = os.stat(path).st_ino
     server.settimeout(idle_s)
     children: set[int] = set()
     try:
@@ -196,7 +205,7 @@ def serve(path: Path, idle_s: float) -> None:
     finally:
         server.close()
         try:
-            if path.exists() and path.stat().st_ino == os.stat(path).st_ino:
+            if os.stat(path).st_ino == mine:  # not a newer worker's socket on the same path
                 path.unlink()
         except OSError:
             pass
