@@ -29,6 +29,7 @@ log = logging.getLogger("bench")
 COMMANDS = {
     "faces": ("bench.stages.faces", "detect, align and list every face of a dataset (faces.parquet, failures.csv, crops/)"),
     "recall": ("bench.benchmarks.detection_recall", "detection recall and time per photo of every detector on dlib's hand-made boxes"),
+    "perf": ("bench.benchmarks.suite", "the performance suite: perf-profile, perf-naive and perf-query in one run, headline figures beside their targets (benchmarks/perf.{json,md})"),
     "perf-query": ("bench.benchmarks.query_scaling", "query time and memory from 10k to 1M pool faces: exact, faiss index (recall vs exact), pixel spaces' fast methods (results/benchmarks/query_scaling.{json,md})"),
     "perf-naive": ("bench.benchmarks.naive_vs_harness", "a naive DeepFace.verify loop vs the evaluate stage on Table 1's Source-vs-Result pairs: time, ratio, verdict agreement (benchmarks/naive_vs_harness.{json,md})"),
     "perf-profile": ("bench.benchmarks.profile", "wall time per stage process split into start+imports, model load, decode, model calls, file I/O; faces/s, peak RSS (benchmarks/profile.{json,md})"),

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 NOT_ALIGNED = EMBEDDING_NOT_ALIGNED
 # Settings that do not change an embedding, left out of the cache key.
-NOT_IN_KEY = ("thresholds", "threshold_source", "batch_size", "deepface_home", "model_paths")
+NOT_IN_KEY = ("thresholds", "threshold_source", "batch_size", "processes", "deepface_home", "model_paths")
 
 
 def embed_faces(faces: pd.DataFrame, photo_root: Path, recognizer_name: str, cfg: DictConfig) -> pd.DataFrame:
@@ -60,46 +60,115 @@ def embed_faces(faces: pd.DataFrame, photo_root: Path, recognizer_name: str, cfg
 
 def embed_with(recognizer: Recognizer, faces: pd.DataFrame, photo_root: Path, cfg: DictConfig) -> pd.DataFrame:
     """embed_faces with an already built recognizer."""
-    status = [NOT_ALIGNED] * len(faces)
-    vectors: list[np.ndarray] = [np.zeros(0, np.float32)] * len(faces)
-    crops = crop_faces(faces, photo_root, recognizer, cfg, status)
-    if crops:
-        try:
-            cache = EmbeddingCache(cache_folder(recognizer, cfg))
-        except BenchError as err:  # no weights: nothing to key the cache on, nothing to run
-            reason = na(str(err))
-            for row in crops:
-                status[row] = reason
-        else:
-            fill(recognizer, crops, cache, status, vectors)
-    return pd.DataFrame({"face_id": faces["face_id"].astype(str).to_numpy(), "status": status, "embedding": vectors},
-                        columns=["face_id", "status", "embedding"])
+    return embed_many([recognizer], faces, photo_root, cfg)[recognizer.name]
 
 
-def crop_faces(faces: pd.DataFrame, photo_root: Path, recognizer: Recognizer, cfg: DictConfig,
-               status: list[str]) -> dict[int, np.ndarray]:
-    """{row: aligned crop} for the faces that can be cropped; sets `status` for the others."""
-    max_pixels = int((cfg.get("faces") or {}).get("max_image_pixels", DEFAULT_MAX_PIXELS))
-    crops: dict[int, np.ndarray] = {}
+def embed_many(recognizers, faces: pd.DataFrame, photo_root: Path, cfg: DictConfig,
+               chunk_crops: int = 4096) -> dict[str, pd.DataFrame]:
+    """embed_with for several recognizers at once, decoding each photo once: each face is
+    aligned once per distinct (input_size, margin) of the recognizers, not once per recognizer.
+
+    Args:
+        recognizers: built Recognizers (distinct names); loaded on first use.
+        faces, photo_root, cfg: as embed_faces.
+        chunk_crops: at most about this many aligned crops are held at once (faces x
+            distinct geometries); photos are taken in order, whole, chunk by chunk.
+
+    Returns:
+        {recognizer name: embed_with's table}, rows in `faces` order; the same tables as
+        embed_with on each recognizer alone.
+    """
+    recognizers = list(recognizers)
+    n = len(faces)
+    status = {r.name: [NOT_ALIGNED] * n for r in recognizers}
+    vectors = {r.name: [np.zeros(0, np.float32)] * n for r in recognizers}
+    geometries: dict[tuple[int, float], list[Recognizer]] = {}
+    for recognizer in recognizers:
+        geometries.setdefault((recognizer.input_size, recognizer.margin), []).append(recognizer)
+    caches: dict[str, EmbeddingCache | str] = {}
+
+    def cache_of(recognizer: Recognizer) -> EmbeddingCache | str:
+        """Its cache, or "n/a: <why>" (no weights: nothing to key the cache on, nothing to
+        run); looked up once, and only for a recognizer with something to embed."""
+        if recognizer.name not in caches:
+            try:
+                caches[recognizer.name] = EmbeddingCache(cache_folder(recognizer, cfg))
+            except BenchError as err:
+                caches[recognizer.name] = na(str(err))
+        return caches[recognizer.name]
+
+    for rows in photo_chunks(faces, max(1, chunk_crops // max(1, len(geometries)))):
+        crops, failed = crop_faces(faces, rows, photo_root, list(geometries), cfg)
+        for geometry, members in geometries.items():
+            for recognizer in members:
+                name = recognizer.name
+                for row, reason in failed[geometry].items():
+                    status[name][row] = reason
+                if not crops[geometry]:
+                    continue
+                cache = cache_of(recognizer)
+                if isinstance(cache, str):
+                    for row in crops[geometry]:
+                        status[name][row] = cache
+                else:
+                    fill(recognizer, crops[geometry], cache, status[name], vectors[name])
+        del crops
+    ids = faces["face_id"].astype(str).to_numpy()
+    return {r.name: pd.DataFrame({"face_id": ids, "status": status[r.name], "embedding": vectors[r.name]},
+                                 columns=["face_id", "status", "embedding"]) for r in recognizers}
+
+
+def photo_chunks(faces: pd.DataFrame, max_faces: int) -> list[dict[str, list[int]]]:
+    """The aligned faces' rows grouped by photo ({photo: [row, ...]}, first-seen order), in
+    chunks of whole photos holding about max_faces faces (a photo with more is one chunk)."""
     rows = np.flatnonzero(faces["aligned"].fillna(False).astype(bool).to_numpy())
     by_photo: dict[str, list[int]] = {}
+    photos = faces["photo"].astype(str).to_numpy()
     for row in rows:
-        by_photo.setdefault(str(faces["photo"].iloc[row]), []).append(int(row))
-    for photo, photo_rows in progress(by_photo.items(), f"{recognizer.name}: align faces", total=len(by_photo),
-                                      unit="photo"):
+        by_photo.setdefault(photos[row], []).append(int(row))
+    chunks_out: list[dict[str, list[int]]] = [{}]
+    size = 0
+    for photo, photo_rows in by_photo.items():
+        if size and size + len(photo_rows) > max_faces:
+            chunks_out.append({})
+            size = 0
+        chunks_out[-1][photo] = photo_rows
+        size += len(photo_rows)
+    return chunks_out
+
+
+def crop_faces(faces: pd.DataFrame, by_photo: dict[str, list[int]], photo_root: Path, geometries, cfg: DictConfig
+               ) -> tuple[dict, dict]:
+    """Each photo of `by_photo` decoded once, its faces aligned at every (input_size, margin).
+
+    Returns ({geometry: {row: aligned crop}}, {geometry: {row: "n/a: <reason>"}}) for the
+    faces that could and could not be cropped (photo unreadable, alignment failed).
+    """
+    max_pixels = int((cfg.get("faces") or {}).get("max_image_pixels", DEFAULT_MAX_PIXELS))
+    crops: dict = {g: {} for g in geometries}
+    failed: dict = {g: {} for g in geometries}
+    label = "align faces" if len(geometries) != 1 else f"align faces at {geometries[0][0]} px"
+    for photo, photo_rows in progress(by_photo.items(), label, total=len(by_photo), unit="photo"):
         try:
             rgb = load_photo(photo_root / photo, max_pixels=max_pixels).rgb
         except ImageLoadError as err:
-            for row in photo_rows:
-                status[row] = na(f"photo unreadable: {err}")
+            for geometry in geometries:
+                failed[geometry].update({row: na(f"photo unreadable: {err}") for row in photo_rows})
             continue
         for row in photo_rows:
             try:
                 landmarks = np.asarray(faces["landmarks"].iloc[row], dtype=np.float32).reshape(5, 2)
-                crops[row] = align_face(rgb, landmarks, size=recognizer.input_size, margin=recognizer.margin)
             except ValueError as err:
-                status[row] = na(f"alignment failed: {err}")
-    return crops
+                for geometry in geometries:
+                    failed[geometry][row] = na(f"alignment failed: {err}")
+                continue
+            for geometry in geometries:
+                size, margin = geometry
+                try:
+                    crops[geometry][row] = align_face(rgb, landmarks, size=size, margin=margin)
+                except ValueError as err:
+                    failed[geometry][row] = na(f"alignment failed: {err}")
+    return crops, failed
 
 
 def fill(recognizer: Recognizer, crops: dict[int, np.ndarray], cache: "EmbeddingCache",

@@ -22,7 +22,7 @@ stage run leaves behind are checked against the same list. Everything is under
     labelled/ (the identities set as a dataset: faces, targets, cells),
     attack/<dataset>/<pool>/<generator>/<metric>-<query>/                              attack
     report/index.html, report/files/<path under results_dir>                          report
-    benchmarks/  detection recall, naive vs harness, stage profile, query scaling (`python -m bench recall|perf-*`)
+    benchmarks/  detection recall, naive vs harness, stage profile, query scaling, summary (`python -m bench recall|perf|perf-*`)
     cache/<kind>/…   content-addressed caches (detections, embeddings, features): shared by
                      every stage and cell, written atomically, never a DVC output.
 """
@@ -322,7 +322,8 @@ def figures_dir(results_dir: Path | str, dataset: str, pool: str) -> Path:
 
 def benchmarks_dir(results_dir: Path | str) -> Path:
     """<results_dir>/benchmarks: the benchmarks' tables (detection recall, naive vs harness,
-    the stage profile); not pipeline stages, never DVC outputs."""
+    the stage profile, query scaling, the suite's summary); no stage of dvc.yaml writes here,
+    only perf/dvc.yaml's `perf` (perf_stage_outputs)."""
     return Path(results_dir) / "benchmarks"
 
 
@@ -331,6 +332,19 @@ def query_scaling_files(results_dir: Path | str) -> dict[str, Path]:
     tables (md)."""
     out = benchmarks_dir(results_dir)
     return {"json": out / "query_scaling.json", "md": out / "query_scaling.md"}
+
+
+def perf_files(results_dir: Path | str) -> dict[str, Path]:
+    """`python -m bench perf`'s summary (the headline figures beside their targets)."""
+    out = benchmarks_dir(results_dir)
+    return {"json": out / "perf.json", "md": out / "perf.md"}
+
+
+def perf_stage_outputs(results_dir: Path | str) -> list[Path]:
+    """What perf/dvc.yaml's stage `perf` declares: the summary and each part's report."""
+    out = benchmarks_dir(results_dir)
+    return [*perf_files(results_dir).values(), out / "profile.json", out / "profile.md", out / "profile",
+            out / "naive_vs_harness.json", out / "naive_vs_harness.md", *query_scaling_files(results_dir).values()]
 
 
 def metrics_json(results_dir: Path | str) -> Path:

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from deepface.modules.verification import find_distance
-from sklearn.metrics import roc_auc_score, roc_curve
-from sklearn.model_selection import KFold
 
 from bench.embeddings import na
 from bench.errors import BenchError
@@ -126,6 +124,8 @@ def cross_validated_accuracy(distances, same, folds: int = 10, seed: int = 0) ->
     balanced folds; ours is ordered by identity, so the split is shuffled with `seed`
     (deterministic) to keep genuine pairs spread over the folds.
     """
+    from sklearn.model_selection import KFold  # here: sklearn takes 1.5 s to import, and most stages never need it
+
     d = np.asarray(distances, dtype=np.float64)
     same = np.asarray(same, dtype=bool)
     if len(d) < folds:
@@ -143,6 +143,8 @@ def roc(distances, same) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     The first point accepts nothing (threshold -inf), the last accepts every pair.
     """
+    from sklearn.metrics import roc_curve
+
     far, tar, scores = roc_curve(np.asarray(same, dtype=bool), -np.asarray(distances, dtype=np.float64),
                                  drop_intermediate=False)
     return far, tar, -scores
@@ -150,6 +152,8 @@ def roc(distances, same) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def roc_auc(distances, same) -> float:
     """Area under the ROC curve (smaller distance = more likely the same person)."""
+    from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(np.asarray(same, dtype=bool), -np.asarray(distances, dtype=np.float64)))
 
 

@@ -1,7 +1,8 @@
 """`dvc repro` as a user runs it, on a copy of this checkout with the embedded default shrunk
 (one query per stage matrix, a 24-face pool, Dlib as the only judge):
 
-- a second `dvc repro` runs no stage, and `dvc status` is clean;
+- a second `dvc repro` runs no stage, and `dvc status dvc.yaml` is clean (the whole project
+  lists only perf/dvc.yaml's suite, which the default `dvc repro` never runs);
 - every file the stages wrote is declared in dvc.yaml (bench.layout.stage_outputs), but for
   the content-addressed caches under results/cache/;
 - a second run from scratch with the same seed writes byte-identical tables and metrics.
@@ -94,8 +95,12 @@ def test_second_repro_runs_nothing_and_status_is_clean(repo):
     again = dvc(repo, "repro")
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Running stage" not in again.stdout, again.stdout
-    status = dvc(repo, "status")
+    status = dvc(repo, "status", "dvc.yaml")
     assert status.returncode == 0 and "Data and pipelines are up to date" in status.stdout, status.stdout
+    # The whole project: only the performance suite (perf/dvc.yaml, never run by default) is pending.
+    whole = dvc(repo, "status")
+    pending = [line.rstrip(":") for line in whole.stdout.splitlines() if line and not line[0].isspace()]
+    assert whole.returncode == 0 and pending == ["perf/dvc.yaml:perf"], whole.stdout
 
 
 def test_every_written_file_is_declared(repo):

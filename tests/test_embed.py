@@ -125,3 +125,30 @@ def test_run_needs_the_faces_stage(cfg_factory, tmp_path):
 
     with pytest.raises(BenchError, match="python -m bench faces"):
         embed.run(cfg_factory("dataset=folder", f"dataset.path={tmp_path}", "dataset.name=none"))
+
+
+def test_embed_many_decodes_each_photo_once_and_matches_one_by_one(cfg_factory, tmp_path, dataset, tiny, monkeypatch):
+    """Several recognizers at once (two geometries, one without weights): every table equals
+    embed_with's on that recognizer alone, whatever the chunking; each photo is read once."""
+    from bench import embedding_runner
+    from bench.recognizers import build_recognizer
+
+    root, faces = dataset
+    faces = faces.copy()
+    faces.at[1, "landmarks"] = [1.0, 2.0, 3.0]  # not five points: alignment fails
+    cfg = cfg_factory(*overrides(tmp_path, tiny), "+recognizer_overrides.onnx.margin=0.2")
+    names = ["onnx", "arcface", "insightface"]
+    alone = {name: embedding_runner.embed_with(build_recognizer(name, cfg), faces, root, cfg) for name in names}
+    assert alone["onnx"].status[1].startswith("n/a: alignment failed")
+    reads = []
+    real_load = embedding_runner.load_photo
+    monkeypatch.setattr(embedding_runner, "load_photo", lambda path, **kw: reads.append(path) or real_load(path, **kw))
+    for chunk in (4096, 1):
+        reads.clear()
+        together = embedding_runner.embed_many([build_recognizer(n, cfg) for n in names], faces, root, cfg,
+                                               chunk_crops=chunk)
+        assert sorted(map(str, reads)) == sorted(str(root / p) for p in ("a.png", "b.png", "broken.png"))
+        for name in names:
+            pd.testing.assert_frame_equal(together[name].drop(columns="embedding"), alone[name].drop(columns="embedding"))
+            for got, want in zip(together[name].embedding, alone[name].embedding):
+                assert np.array_equal(got, want)

@@ -36,6 +36,25 @@ def test_dvc_yaml_declares_what_the_layout_computes():
             f"only in bench.layout {sorted(map(str, computed[stage] - declared[stage]))}")
 
 
+def test_perf_pipeline_declares_what_the_layout_computes():
+    """perf/dvc.yaml (outside the default `dvc repro`) writes only under benchmarks/, which no
+    stage of dvc.yaml declares."""
+    from dvc.repo import Repo
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    with Repo(str(REPO)) as dvc:
+        stages = {s.addressing: s for s in dvc.index.stages}
+    perf = stages["perf/dvc.yaml:perf"]
+    declared = {Path(out.fs_path).resolve().relative_to(REPO.resolve()) for out in perf.outs}
+    assert declared == set(layout.perf_stage_outputs(params["results_dir"]))
+    assert all(not out.use_cache and out.persist for out in perf.outs)
+    assert "perf" not in _stage_names(REPO)
+    bench_dir = layout.benchmarks_dir(params["results_dir"])
+    for stage, paths in layout.stage_outputs(params).items():
+        assert not any(path == bench_dir or bench_dir in path.parents or path in bench_dir.parents
+                       for path in paths), stage
+
+
 def test_no_path_is_declared_by_two_stages():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     owner: dict[Path, str] = {}

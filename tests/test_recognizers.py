@@ -191,6 +191,60 @@ def test_dlib_through_deepfaces_client(cfg_factory, tmp_path):
     assert not np.allclose(out[0], out[1])
 
 
+def test_dlib_in_worker_processes_gives_the_same_embeddings(cfg_factory, tmp_path):
+    """processes=auto (dlib's config) forks workers; each crop's embedding is bit for bit the
+    one an in-process call gives, in input order, whatever the chunking."""
+    models = pytest.importorskip("face_recognition_models")
+    weights = tmp_path / ".deepface" / "weights"
+    weights.mkdir(parents=True)
+    (weights / "dlib_face_recognition_resnet_model_v1.dat").symlink_to(models.face_recognition_model_location())
+    home = f"paths.deepface_home={tmp_path}"
+    single = build_recognizer("dlib", cfg_factory(home, "+recognizer_overrides.dlib.processes=1"))
+    spread = build_recognizer("dlib", cfg_factory(home, "+recognizer_overrides.dlib.processes=3",
+                                                  "+recognizer_overrides.dlib.batch_size=2"))
+    assert single.processes == 1 and spread.processes == 3
+    faces = crops(7, size=single.input_size, seed=3)
+    expected = single.embed(faces)
+    assert np.array_equal(spread.embed(faces), expected)
+    assert np.array_equal(spread.embed(faces[::-1]), expected[::-1])
+    workers = list(spread._pool._processes.values())
+    assert len(workers) == 3
+    spread.close()
+    assert all(not w.is_alive() for w in workers)
+
+
+class _Pid(Recognizer):
+    """Embeds a crop as (its first pixel, the pid that embedded it)."""
+
+    name = "pid"
+
+    def _load(self):
+        pass
+
+    def _embed(self, crops):
+        import os
+
+        return np.array([[float(c[0, 0, 0]), float(os.getpid())] for c in crops], np.float32)
+
+    def default_thresholds(self):
+        return {m: 0.5 for m in METRICS}
+
+
+def test_worker_processes_share_the_work_and_keep_the_order():
+    import os
+
+    faces = np.zeros((9, 4, 4, 3), np.uint8)
+    faces[:, 0, 0, 0] = np.arange(9)
+    recognizer = _Pid(input_size=4, batch_size=2, processes=2)
+    out = recognizer.embed(faces)
+    assert out[:, 0].tolist() == list(range(9))
+    assert os.getpid() not in set(out[:, 1].tolist()) and len(set(out[:, 1].tolist())) >= 1
+    assert _Pid(input_size=4, processes=1).embed(faces)[:, 1].tolist() == [float(os.getpid())] * 9
+    recognizer.close()
+    with pytest.raises(ValueError, match="processes"):
+        _Pid(input_size=4, processes=0)
+
+
 def test_similarity_is_exact_on_a_similar_copy():
     from bench.align import template
 

@@ -52,7 +52,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from bench import resultsio
 from bench.datasets import dataset_root
 from bench.errors import BenchError
-from bench.layout import Cell, DatasetLayout, benchmarks_dir, pool_dir
+from bench.layout import Cell, DatasetLayout, benchmarks_dir, cache_dir, pool_dir
 from bench.pipeline import with_choice
 from bench.recognizers import build_recognizer, selected_recognizers
 
@@ -334,6 +334,7 @@ def run(cfg: DictConfig) -> dict[str, Path]:
             harness_cells[f"{cell.metric}-{cell.query}"] = time.perf_counter() - start
             log.info("harness: evaluate %s-%s in %.1f s", cell.metric, cell.query, harness_cells[f"{cell.metric}-{cell.query}"])
         outcomes = pd.concat([pd.read_parquet(c.outcomes).assign(cell=f"{c.metric}-{c.query}") for c in mine])
+        embedded = faces_embedded(scratch, models)
     finally:
         if not settings.keep_work_dir:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -375,8 +376,18 @@ def run(cfg: DictConfig) -> dict[str, Path]:
     verdicts = compare_verdicts(naive, ran)
     per_recognizer = {name: compare_verdicts(naive[naive.recognizer == name], ran[ran.recognizer == name])
                       for name in models}
+    # Model calls: DeepFace.verify embeds both crops of every pair; the harness each distinct
+    # aligned crop once per recognizer (its cache is content-addressed), targets included. At
+    # equal cost per face, naive calls / harness calls bounds the ratio the harness can reach.
+    naive_faces = 2 * naive_pairs
+    harness_faces = sum(embedded.values())
+    calls = {"naive_faces_embedded": naive_faces, "harness_faces_embedded": harness_faces,
+             "harness_faces_embedded_per_recognizer": embedded,
+             "naive_per_pair": naive_faces / naive_pairs if naive_pairs else None,
+             "harness_per_pair": harness_faces / harness_pairs if harness_pairs else None,
+             "ratio_bound_at_equal_cost_per_face": 2 * harness_pairs / harness_faces if harness_faces else None}
     report = {
-        "label": label, "results_dir": str(source), "table": str(settings.table), "metric": metric,
+        "label": label, "results_dir": str(source), "model_calls": calls, "table": str(settings.table), "metric": metric,
         "comparison": COMPARISON, "cells": [f"{c.metric}-{c.query}" for c in present], "missing_cells": missing,
         "generator": cfg.choices.generator, "recognizers": models,
         "pairs_per_cell": {f"{c.metric}-{c.query}": int(len(p)) for c, p in pairs.items()},
@@ -401,6 +412,13 @@ def run(cfg: DictConfig) -> dict[str, Path]:
     written = write_report(benchmarks_dir(cfg.results_dir), label, report)
     print(render_markdown({label: report}))
     return written
+
+
+def faces_embedded(results_dir: Path, models) -> dict[str, int]:
+    """{recognizer: crops it embedded} in a scratch run: the entries of its content-addressed
+    embedding cache (bench.embedding_runner), one per distinct aligned crop."""
+    root = cache_dir(results_dir, "embeddings")
+    return {name: sum(1 for folder in root.glob(f"{name}-*") for _ in folder.glob("*.npz")) for name in models}
 
 
 def write_report(out_dir: Path, label: str, report: dict) -> dict[str, Path]:
@@ -446,6 +464,7 @@ def render_markdown(runs: dict) -> str:
                   f"dvc runs it (target >= 10x). Naive: {_f(n['decode_s'], '.1f')} s decoding photos, "
                   f"{_f(n['verify_s'], '.1f')} s in DeepFace.verify. Harness per cell: "
                   + ", ".join(f"{k} {s:.1f} s" for k, s in h["per_cell"].items()) + ".", "",
+                  *model_calls_lines(r.get("model_calls")),
                   f"Verdicts: {v['agree']} of {v['both_judged']} agree ({_f(v['agreement'], '.3f')}); verified "
                   f"naive {v['naive_verified']}, harness {v['harness_verified']}; distance Pearson r "
                   f"{_f(v.get('distance_pearson'), '.3f')}; judged by one way only: naive {v['naive_only']}, harness "
@@ -456,3 +475,15 @@ def render_markdown(runs: dict) -> str:
                          f"vs harness {pv['harness_verified']}, distance r {_f(pv.get('distance_pearson'), '.3f')}")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def model_calls_lines(calls: dict | None) -> list[str]:
+    """The model-call count behind the ratio (absent from reports written before it existed)."""
+    if not calls:
+        return []
+    return [f"Faces embedded: naive {calls['naive_faces_embedded']} ({_f(calls['naive_per_pair'], '.2f')} per pair x "
+            f"recognizer: both crops of every pair), harness {calls['harness_faces_embedded']} "
+            f"({_f(calls['harness_per_pair'], '.2f')}: each distinct source, target and result crop once per "
+            f"recognizer, {calls['harness_faces_embedded_per_recognizer']}). At equal model time per face the "
+            f"harness can be at most {_f(calls['ratio_bound_at_equal_cost_per_face'], '.2f')}x faster; beyond "
+            "that only a cheaper model call per face (batching) helps.", ""]

@@ -35,7 +35,7 @@ from omegaconf import DictConfig
 from bench.datasets import dataset_root
 from bench import resultsio
 from bench.layout import Cell, DatasetLayout
-from bench.embedding_runner import embed_with
+from bench.embedding_runner import embed_many
 # Embeddings, read_embeddings and threshold_of live in library modules (the baseline stage and
 # the leaks stage use them too); re-exported here, where the evaluation's API always had them.
 from bench.embeddings import OK, Embeddings, na, read_embeddings, write_embeddings  # noqa: F401
@@ -215,13 +215,13 @@ def run(cfg: DictConfig) -> Path:
         dirs.result: (subset(cell.faces, pairs.result_face), cell.root),
     }
     names = selected_recognizers(cfg)
-    summary = {}
-    for name in names:
-        recognizer = build_recognizer(name, cfg)
-        for folder, (faces, root) in face_sets.items():
-            write_embeddings(embed_with(recognizer, faces, root, cfg), folder / f"{name}.parquet")
-        summary[name] = {"weights": weights_manifest(recognizer)}
     recognizers = [build_recognizer(name, cfg) for name in names]
+    for folder, (faces, root) in face_sets.items():  # each photo decoded once for every recognizer
+        for name, table in embed_many(recognizers, faces, root, cfg).items():
+            write_embeddings(table, folder / f"{name}.parquet")
+    summary = {recognizer.name: {"weights": weights_manifest(recognizer)} for recognizer in recognizers}
+    for recognizer in recognizers:
+        recognizer.close()
     outcomes = load_cell_outcomes(pairs, dirs, recognizers, cfg.baseline.metrics)
     resultsio.write_parquet(outcomes, outcomes_path(cell))
     resultsio.write_json(record(cfg, "evaluate", cell=str(cell.root), recognizers=summary,
