@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.detectors.base import Detection, Detector, first_existing
+from bench.detectors.onnx_cpu import cpu_options
 
 
 class ScrfdDetector(Detector):
@@ -23,7 +24,8 @@ class ScrfdDetector(Detector):
         from insightface.model_zoo import get_model
 
         path = first_existing("SCRFD", self.model_paths)
-        self._model = get_model(str(path), providers=["CPUExecutionProvider"])
+        # no memory arena: it would keep a 1280 px input's activations for good (onnx_cpu)
+        self._model = get_model(str(path), providers=["CPUExecutionProvider"], sess_options=cpu_options())
         self._model.prepare(ctx_id=-1, input_size=self.input_size, det_thresh=self.score_threshold)
         self._model.nms_thresh = self.nms_threshold
 
