@@ -38,6 +38,12 @@ def test_query_part_and_an_na_part(cfg_factory, tmp_path):
     assert query["target"] == "<= 1" and query["met"] == (query["value"] <= 1.0) and query["value"] > 0
     text = files["md"].read_text()
     assert "| naive | not run | n/a |" in text and "10k pool, exact" in text
+    # what perf/dvc.yaml declares exists, a part that did not run saying so
+    from bench.layout import perf_stage_outputs
+
+    assert all(path.exists() for path in perf_stage_outputs(cfg.results_dir))
+    assert json.loads((files["json"].parent / "profile.json").read_text())["status"] == "not run: not in perf.suite.parts"
+    assert "n/a: none of the column" in (files["json"].parent / "naive_vs_harness.md").read_text()
 
 
 def test_nothing_runs_is_an_error(cfg_factory, tmp_path):

@@ -188,6 +188,7 @@ def run(cfg: DictConfig) -> dict[str, Path]:
             rows.extend(summarize(cfg, part))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    placeholders(cfg, ran)
     files = perf_files(cfg.results_dir)
     summary = {
         "parts": ran, "rows": rows,
@@ -207,6 +208,21 @@ def run(cfg: DictConfig) -> dict[str, Path]:
         raise BenchError("no part of the performance suite could run: " +
                          "; ".join(f"{p}: {info['status']}" for p, info in ran.items()))
     return files
+
+
+def placeholders(cfg: DictConfig, ran: dict[str, dict]) -> None:
+    """Every report perf/dvc.yaml declares exists after a run (DVC fails a stage whose output
+    is missing): a part not run, whose report was never written, gets one saying so."""
+    out = benchmarks_dir(cfg.results_dir)
+    reports = {"profile": ("profile.json", "profile.md"), "naive": ("naive_vs_harness.json", "naive_vs_harness.md"),
+               "query": (query_scaling_files(cfg.results_dir)["json"].name, query_scaling_files(cfg.results_dir)["md"].name)}
+    for part, (json_name, md_name) in reports.items():
+        why = ran[part]["status"] if part in ran else "not in perf.suite.parts"
+        if not (out / json_name).exists():
+            resultsio.write_json({"runs": {}, "status": f"not run: {why}"}, out / json_name)
+        if not (out / md_name).exists():
+            resultsio.write_text(f"# {part}: not run\n\n{why}\n", out / md_name)
+    (out / "profile").mkdir(parents=True, exist_ok=True)
 
 
 def report_files(cfg: DictConfig) -> dict[str, Path]:
