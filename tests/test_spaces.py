@@ -121,3 +121,26 @@ def test_inception_features_and_torchmetrics_fid_without_torchvision():
     fid.update(t.flip(0), real=False)
     assert abs(float(fid.compute())) < 1e-2  # the same two images
     assert "torchvision" not in sys.modules and "torch_fidelity" not in sys.modules
+
+
+def test_fid_feature_module_runs_a_large_set_in_batches():
+    """torchmetrics hands the FID module a whole set at once; it runs BATCH_SIZE images at a
+    time (bounded memory) and gives the features of one big batch."""
+    from bench import inception
+
+    try:
+        inception.weights_path()
+    except WeightsNotFound as err:
+        pytest.skip(str(err))
+    x = smooth_faces(inception.BATCH_SIZE + 3, size=48)
+    t = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+    module = inception.fid_feature_module()
+    calls = []
+    extract = inception._extract
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(inception, "_extract", lambda helper, batch: calls.append(len(batch)) or extract(helper, batch))
+        with torch.no_grad():
+            batched = module(t).numpy()
+    assert calls == [inception.BATCH_SIZE, 3]
+    whole = inception._extract(inception.fid_helper(), t)
+    np.testing.assert_allclose(batched, whole, rtol=1e-5, atol=1e-6)
