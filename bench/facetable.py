@@ -108,16 +108,22 @@ class DetectionCache:
         try:
             with np.load(path, allow_pickle=False) as data:
                 found_by = data["found_by"] if "found_by" in data.files else [""] * len(data["scores"])
-                return [Detection(box=b, score=float(s), landmarks=l, found_by=tuple(f.split(",")) if f else ())
-                        for b, s, l, f in zip(data["boxes"], data["scores"], data["landmarks"], found_by)]
+                return _detections(data["boxes"], data["scores"], data["landmarks"], found_by)
         except (OSError, ValueError, KeyError):  # a damaged cache entry is recomputed
             return None
 
-    def put(self, sha: str, detections: list[Detection]) -> None:
-        resultsio.write_npz(
-            self.folder / f"{sha}.npz",
-            boxes=np.array([d.box for d in detections], dtype=np.float32).reshape(-1, 4),
-            scores=np.array([d.score for d in detections], dtype=np.float32),
-            landmarks=np.array([d.landmarks for d in detections], dtype=np.float32).reshape(-1, 5, 2),
-            found_by=np.array([",".join(d.found_by) for d in detections], dtype=np.str_).reshape(-1),
-        )
+    def put(self, sha: str, detections: list[Detection]) -> list[Detection]:
+        """Stores the detections of one photo; returns them as get() will (float32 values)."""
+        arrays = {
+            "boxes": np.array([d.box for d in detections], dtype=np.float32).reshape(-1, 4),
+            "scores": np.array([d.score for d in detections], dtype=np.float32),
+            "landmarks": np.array([d.landmarks for d in detections], dtype=np.float32).reshape(-1, 5, 2),
+            "found_by": np.array([",".join(d.found_by) for d in detections], dtype=np.str_).reshape(-1),
+        }
+        resultsio.write_npz(self.folder / f"{sha}.npz", **arrays)
+        return _detections(**arrays)
+
+
+def _detections(boxes, scores, landmarks, found_by) -> list[Detection]:
+    return [Detection(box=b, score=float(s), landmarks=l, found_by=tuple(f.split(",")) if f else ())
+            for b, s, l, f in zip(boxes, scores, landmarks, found_by)]

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from bench.detectors import build_detector
-from bench.detectors.base import Detection
+from bench.detectors.base import Detection, Detector
 from bench.detectors.ensemble import EnsembleDetector, merge_detections
 from bench.errors import WeightsNotFound
+from bench.facetable import content_hash
 from bench.images import load_photo
 
 
@@ -81,3 +82,66 @@ def test_a_face_found_on_the_turned_photo_maps_back_onto_the_original(k):
     found = Detection(np.array([x, y, x + 1, y + 1], np.float32), 1.0, np.full((5, 2), 0.5, np.float32) + [x, y])
     back = rotate_detection(found, k, width, height)
     assert back.box.tolist() == [20, 15, 21, 16] and np.allclose(back.landmarks, [20.5, 15.5])
+
+
+class CountingDetector(Detector):
+    """A detector whose answer depends on the pixels, counting its real calls."""
+
+    name = "counting"
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def _load(self):
+        pass
+
+    def _detect(self, bgr):
+        self.calls += 1
+        v = float(bgr.mean()) + 0.1  # not a float32 value: the memo stores float32
+        return [Detection(np.array([v, 1, v + 10, 11], np.float64), 0.123456789,
+                          np.arange(10, dtype=np.float64).reshape(5, 2) + v)]
+
+
+def test_memo_detects_each_pixels_once_and_a_hit_equals_a_miss(tmp_path):
+    from omegaconf import OmegaConf
+
+    from bench.detectors import memoize
+
+    node = OmegaConf.create({"_target_": "counting", "setting": 1})
+    first = memoize(CountingDetector(), node, tmp_path)
+    image = np.zeros((20, 30, 3), np.uint8)
+    miss = first.detect(image)
+    again = first.detect(image.copy())
+    turned = first.detect(np.ascontiguousarray(np.rot90(image)))  # other pixels (shape): its own call
+    assert first.calls == 2
+    second = memoize(CountingDetector(), node, tmp_path)  # another stage, same config
+    hit = second.detect(image)
+    assert second.calls == 0
+    for a in (again, hit):
+        assert len(a) == len(miss) == 1
+        np.testing.assert_array_equal(a[0].box, miss[0].box)
+        np.testing.assert_array_equal(a[0].landmarks, miss[0].landmarks)
+        assert a[0].score == miss[0].score == float(np.float32(0.123456789))
+        assert a[0].box.dtype == np.float32 and a[0].found_by == ()
+    assert len(turned) == 1
+    other = memoize(CountingDetector(), OmegaConf.create({"_target_": "counting", "setting": 2}), tmp_path)
+    other.detect(image)
+    assert other.calls == 1  # another setting: another memo
+
+
+def test_an_ensembles_members_share_their_memo_with_the_same_detector_alone(cfg_factory):
+    """The faces stage's ensemble and the platform's / leak check's lone detectors run on the
+    same pixels: a member's call is the lone detector's."""
+    cfg = cfg_factory("paths.shared=/nonexistent", "paths.insightface_home=/nonexistent")
+    ensemble = build_detector("ensemble", cfg)
+    ensemble.prepare()
+    bgr = load_photo(cfg.dataset.path + "/t1.jpg").bgr
+    faces = ensemble.detect(bgr)
+    alone = build_detector("dlib_hog", cfg)
+    assert alone.memo.folder == ensemble.members["dlib_hog"].memo.folder
+    assert alone.memo.get(content_hash(bgr)) is not None
+    alone._detect = lambda image: pytest.fail("detected again: the ensemble's member already did")
+    assert len(alone.detect(bgr)) >= 1
+    again = ensemble.detect(bgr)
+    assert [(f.box.tolist(), f.found_by) for f in again] == [(f.box.tolist(), f.found_by) for f in faces]

@@ -21,7 +21,31 @@ def build_detector(name: str, cfg: DictConfig):
     from bench.recognizers import component_config
     from bench.registry import DETECTORS
 
-    return DETECTORS.build(OmegaConf.create(component_config("detector", str(name), cfg)), name=str(name))
+    node = OmegaConf.create(component_config("detector", str(name), cfg))
+    return memoize(DETECTORS.build(node, name=str(name)), node, cfg.results_dir)
+
+
+def memoize(detector, node: DictConfig, results_dir):
+    """Gives `detector` (each member of an ensemble) a memo of its calls: a DetectionCache under
+    <results_dir>/cache/detector_calls/<detector key>/ keyed by the pixels it is run on
+    (bench.facetable.content_hash). The faces, anonymize (inventory and audit), leaks, baseline
+    and platform stages run the same detectors on the same pixels (an original photo upright,
+    an anonymized photo upright and turned, the identities photos): each (detector config,
+    pixels) is then detected once. Returns `detector`.
+
+    Issue 11 (cache each face's detection once); the key is bench.facetable.detector_key, so a
+    changed setting or a weights file that appears gives a new folder.
+    """
+    from bench.detectors.ensemble import EnsembleDetector
+    from bench.facetable import DetectionCache, detector_key
+    from bench.layout import cache_dir
+
+    if isinstance(detector, EnsembleDetector):  # a union of its members' calls, cheap to merge again
+        for name, member in detector.members.items():
+            memoize(member, node.members[name], results_dir)
+        return detector
+    detector.memo = DetectionCache(cache_dir(results_dir, "detector_calls") / detector_key(node, detector))
+    return detector
 
 
 def rotate_detection(det, k: int, width: int, height: int):

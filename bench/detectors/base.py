@@ -32,6 +32,9 @@ class Detection:
 
 class Detector(Component, abc.ABC):
     name: str = "detector"
+    # Set by bench.detectors.memoize: a DetectionCache of this detector's calls keyed by the
+    # photo's pixels, shared by every stage that runs this detector (config) on those pixels.
+    memo = None
 
     def __init__(self) -> None:
         self._prepared = False
@@ -43,9 +46,26 @@ class Detector(Component, abc.ABC):
     def _detect(self, bgr: np.ndarray) -> list[Detection]: ...
 
     def detect(self, bgr: np.ndarray) -> list[Detection]:
-        """All faces in one BGR uint8 photo, in a deterministic order (left to right, top to bottom)."""
+        """All faces in one BGR uint8 photo, in a deterministic order (left to right, top to bottom).
+
+        With a `memo` (bench.detectors.memoize), a photo whose pixels this detector has seen
+        before, in any stage, is answered from it; every answer, computed or not, is then the
+        stored one (float32 boxes, scores and landmarks), so a hit and a miss give the same.
+        """
+        bgr = np.ascontiguousarray(bgr)
+        if self.memo is not None:
+            from bench.facetable import content_hash
+
+            key = content_hash(bgr)
+            found = self.memo.get(key)
+            if found is None:
+                found = self.memo.put(key, self._detect_sorted(bgr))
+            return found
+        return self._detect_sorted(bgr)
+
+    def _detect_sorted(self, bgr: np.ndarray) -> list[Detection]:
         self.prepare()
-        faces = self._detect(np.ascontiguousarray(bgr))
+        faces = self._detect(bgr)
         return sorted(faces, key=lambda d: (round(float(d.box[0]), 1), round(float(d.box[1]), 1)))
 
 

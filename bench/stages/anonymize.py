@@ -37,7 +37,7 @@ from bench.datasets import dataset_root
 from bench import resultsio
 from bench.boxes import box_changed_fraction, box_mean_abs_diff, greedy_match, iou_matrix
 from bench.layout import Cell, DatasetLayout, cache_dir
-from bench.detectors import build_detector, detect_turned, split_turned, turned_consensus
+from bench.detectors import build_detector, detect_turned, memoize, split_turned, turned_consensus
 from bench.detectors.ensemble import merge_detections
 from bench.detectors.base import Detection, Detector
 from bench.errors import BenchError, ImageLoadError
@@ -78,7 +78,7 @@ def run(cfg: DictConfig) -> Cell:
         return write_unavailable_cell(cfg, cell, faces, manifest, read_targets(cell, None), generator, f"n/a: {err}")
     targets = read_targets(cell, generator, faces)
     fallback = build_fallback(cfg)
-    detector: Detector = DETECTORS.build(cfg.detector, name=cfg.choices.detector)
+    detector: Detector = memoize(DETECTORS.build(cfg.detector, name=cfg.choices.detector), cfg.detector, cfg.results_dir)
     detector.prepare()
     auditors = build_auditors(cfg)
 

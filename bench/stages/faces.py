@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from bench import resultsio
 from bench.datasets import PhotoRef, list_photos
+from bench.detectors import memoize
 from bench.detectors.base import Detector
 from bench.errors import ImageLoadError
 from bench.facetable import (
@@ -43,7 +44,7 @@ def outputs(cfg: DictConfig) -> DatasetLayout:
 def run(cfg: DictConfig) -> DatasetLayout:
     """Detects, aligns and lists every face of `cfg.dataset`; returns where it wrote."""
     out = outputs(cfg)
-    detector: Detector = DETECTORS.build(cfg.detector, name=cfg.choices.detector)
+    detector: Detector = memoize(DETECTORS.build(cfg.detector, name=cfg.choices.detector), cfg.detector, cfg.results_dir)
     detector.prepare()  # a missing weights file stops here, before anything is written
     cache = DetectionCache(cache_dir(cfg.results_dir, "detections") / detector_key(cfg.detector, detector))
     photos, skipped = list_photos(cfg.dataset, cfg.faces.image_extensions)

@@ -47,7 +47,7 @@ from bench.layout import Cell, DatasetLayout, cache_dir
 from bench.detectors import build_detector, detect_turned, split_turned, turned_consensus
 from bench.detectors.base import Detection, Detector
 from bench.detectors.ensemble import EnsembleDetector, merge_detections
-from bench.embedding_runner import embed_with, used_weights
+from bench.embedding_runner import embed_many, used_weights
 from bench.embeddings import OK, na
 from bench.errors import BenchError, ImageLoadError
 from bench.facetable import DetectionCache, detector_key, slug, weights_manifest
@@ -127,10 +127,8 @@ def run(cfg: DictConfig) -> Cell:
         else:  # the photo could not be checked at all: a row says why
             rows.append(photo_row(photo, "photo", status))
 
-    recognizers = {}
-    for name in selected_recognizers(cfg):
-        recognizer_rows, recognizers[name] = judge(cfg, opts, cell, name, found)
-        rows += recognizer_rows
+    recognizer_rows, recognizers = judge(cfg, opts, cell, selected_recognizers(cfg), found)
+    rows += recognizer_rows
 
     table = leak_table(rows)
     metrics = summarize(table, found, per_photo, missing, detectors, unavailable, recognizers,
@@ -234,30 +232,51 @@ def check_photo(cfg, opts, photo: str, out: Path, sha: str, detectors, caches,
 
 # ---- recognizers -------------------------------------------------------------------------
 
-def judge(cfg, opts, cell: Cell, name: str, faces: list[FoundFace]) -> tuple[list[dict], dict]:
-    """(rows of one recognizer, its summary): each face's anonymized crop vs the original's."""
-    recognizer = build_recognizer(name, cfg)
+def judge(cfg, opts, cell: Cell, names: list[str], faces: list[FoundFace]) -> tuple[list[dict], dict[str, dict]]:
+    """(rows of every recognizer, {recognizer: its summary}): each face's anonymized crop vs
+    the original's. The recognizers that can run embed together (bench.embedding_runner.embed_many:
+    each photo decoded and each face aligned once for all of them)."""
     metric = str(opts["metric"])
-    threshold, why_not = threshold_of(recognizer, metric)
-    if why_not is None:
-        try:
-            used_weights(recognizer)
-        except Exception as err:  # noqa: BLE001 - missing weights or model: the recognizer is n/a
-            why_not = na(str(err))
-    summary = {"status": why_not or OK, "metric": metric, "threshold": threshold,
-               "weights": weights_manifest(recognizer)}
-    if why_not is not None:
-        return [recognizer_row(f, name, metric, threshold, np.nan, why_not) for f in faces], summary
+    rows, summaries, ready = [], {}, []
+    for name in names:
+        recognizer = build_recognizer(name, cfg)
+        threshold, why_not = threshold_of(recognizer, metric)
+        if why_not is None:
+            try:
+                used_weights(recognizer)
+            except Exception as err:  # noqa: BLE001 - missing weights or model: the recognizer is n/a
+                why_not = na(str(err))
+        summaries[name] = {"status": why_not or OK, "metric": metric, "threshold": threshold,
+                           "weights": weights_manifest(recognizer)}
+        if why_not is None:
+            ready.append(recognizer)
+    anonymized, original = {}, {}
+    if ready:
+        anonymized = embed_many(ready, face_table(faces, lambda f: f"{slug(f.photo)}.png"), cell.photos, cfg)
+        original = embed_many(ready, face_table(faces, lambda f: f.photo), dataset_root(cfg.dataset), cfg)
+    for recognizer in ready:
+        recognizer.close()
+    for name in names:
+        summary = summaries[name]
+        if name not in anonymized:
+            rows += [recognizer_row(f, name, metric, summary["threshold"], np.nan, summary["status"]) for f in faces]
+        else:
+            rows += compare(cfg, name, metric, summary, faces, anonymized[name], original[name])
+    return rows, summaries
 
+
+def compare(cfg, name: str, metric: str, summary: dict, faces: list[FoundFace], anonymized: pd.DataFrame,
+            original: pd.DataFrame) -> list[dict]:
+    """One recognizer's rows from its embeddings of the anonymized and the original faces;
+    sets summary["status"] when no face could be compared for one reason (e.g. the model
+    failed to load)."""
+    threshold = summary["threshold"]
     distances = np.full(len(faces), np.nan)
     status = [OK] * len(faces)
     for i, face in enumerate(faces):
         if not face.alignable:
             status[i] = na(f"face too small to align: {face.det.size:.0f} px < faces.min_face_size="
                            f"{cfg.faces.min_face_size} (checked for unchanged pixels only)")
-    anonymized = embed_with(recognizer, face_table(faces, lambda f: f"{slug(f.photo)}.png"), cell.photos, cfg)
-    original = embed_with(recognizer, face_table(faces, lambda f: f.photo),
-                          dataset_root(cfg.dataset), cfg)
     for i, (a, o) in enumerate(zip(anonymized.itertuples(), original.itertuples())):
         if status[i] != OK:
             continue
@@ -272,7 +291,7 @@ def judge(cfg, opts, cell: Cell, name: str, faces: list[FoundFace]) -> tuple[lis
     reasons = {s for s, f in zip(status, faces) if s != OK and f.alignable}
     if faces and any(f.alignable for f in faces) and not any(compared) and len(reasons) == 1:
         summary["status"] = reasons.pop()  # e.g. the model failed to load: nothing was compared
-    return rows, summary
+    return rows
 
 
 def face_table(faces: list[FoundFace], photo_of) -> pd.DataFrame:
