@@ -4,10 +4,12 @@ the ArcFace order, and a missing model file raises WeightsNotFound."""
 from __future__ import annotations
 
 import importlib.util
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -103,3 +105,38 @@ def test_yunet_gives_the_same_faces_whatever_it_saw_before(cfg_factory, shared, 
     assert len(first) == len(again) > 0
     for a, b in zip(first, again):
         assert np.array_equal(a.box, b.box) and np.array_equal(a.landmarks, b.landmarks) and a.score == b.score
+
+
+def test_dlib_hog_in_threads_finds_what_it_finds_one_photo_at_a_time(t1):
+    """dlib_hog's `threads` scan the turns of a photo at once (detect_many, as detect_turned
+    calls it): the same faces, in the same order, as one scan after another."""
+    require("dlib")
+    from bench.detectors import detect_turned
+
+    node = OmegaConf.load(CONF_DIR / "detector" / "dlib_hog.yaml")
+    serial, threaded = instantiate(node, threads=1), instantiate(node, threads=2)
+    assert serial.parallel == 1 and threaded.parallel == 2
+    small = np.ascontiguousarray(t1[::2, ::2])  # half size: four scans in a few seconds
+    images = [small] + [np.ascontiguousarray(np.rot90(small, k)) for k in (1, 2, 3)]
+    calls = []
+    scan = threaded._detect_sorted
+    threaded._detect_sorted = lambda bgr: calls.append(threading.get_ident()) or scan(bgr)
+    at_once = threaded.detect_many(images)
+    assert len(set(calls)) == 2  # two threads ran the scans
+    one_by_one = [serial.detect(image) for image in images]
+    assert len(at_once[0]) >= 4  # most of the six faces upright (a 2x upsampling finds the rest)
+    for a, b in zip(at_once, one_by_one):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert np.array_equal(x.box, y.box) and np.array_equal(x.landmarks, y.landmarks) and x.score == y.score
+    turned = detect_turned(threaded, small, [90, 180, 270], 0.4)
+    assert len(turned) == len(detect_turned(serial, small, [90, 180, 270], 0.4))
+
+
+def test_threads_of_dlib_hog_must_be_auto_or_positive():
+    from bench.cores import usable_cores
+
+    node = OmegaConf.load(CONF_DIR / "detector" / "dlib_hog.yaml")
+    assert instantiate(node).parallel == usable_cores()  # the YAML says auto
+    with pytest.raises(InstantiationException, match="threads must be >= 1 or auto, not 0"):
+        instantiate(node, threads=0)

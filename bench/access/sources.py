@@ -36,14 +36,14 @@ from bench.access.loader import Tag, load_platform
 from bench.access.platform import Photo, Platform, PlatformFace
 from bench.boxes import iou_matrix
 from bench.datasets import list_photos
-from bench.detectors import build_detector
+from bench.detectors import PHOTOS_AT_ONCE, build_detector
 from bench.detectors.base import Detection
 from bench.embeddings import OK
 from bench.errors import BenchError, ImageLoadError
 from bench.facetable import DetectionCache, detector_key, slug
 from bench.images import load_photo
 from bench.layout import cache_dir
-from bench.progress import progress
+from bench.progress import chunks, progress
 
 log = logging.getLogger(__name__)
 FLIP = [1, 0, 2, 4, 3]  # landmark order after a horizontal mirror
@@ -79,12 +79,20 @@ class Sources:
         return load_photo(path, self.max_pixels).rgb
 
     def detect(self, path: Path, rgb: np.ndarray) -> list[Detection]:
-        sha = resultsio.sha256_file(path)
-        found = self.cache.get(sha)
-        if found is None:
-            found = self.detector.detect(np.ascontiguousarray(rgb[:, :, ::-1]))
-            self.cache.put(sha, found)
-        return [d for d in found if d.size >= float(self.cfg.faces.min_face_size)]
+        """The faces of one photo (its file `path`, its pixels `rgb`) of at least faces.min_face_size."""
+        return self.detect_many([(path, rgb)])[0]
+
+    def detect_many(self, items: list[tuple[Path, np.ndarray]]) -> list[list[Detection]]:
+        """detect() of each (path, rgb); the photos not in the cache go to the detector in one
+        detect_many call (a detector with `parallel` > 1 scans several at once)."""
+        shas = [resultsio.sha256_file(path) for path, _ in items]
+        found = [self.cache.get(sha) for sha in shas]
+        todo = [i for i, f in enumerate(found) if f is None]
+        fresh = self.detector.detect_many([np.ascontiguousarray(items[i][1][:, :, ::-1]) for i in todo]) if todo else []
+        for i, faces in zip(todo, fresh):
+            self.cache.put(shas[i], faces)
+            found[i] = faces
+        return [[d for d in faces if d.size >= float(self.cfg.faces.min_face_size)] for faces in found]
 
     def embed(self, items: list[tuple[Path, np.ndarray]]) -> list[np.ndarray]:
         """One (D,) embedding per (photo path, (5, 2) landmarks); empty where it fails."""
@@ -233,19 +241,20 @@ def from_identities(cfg: DictConfig, sources: Sources, labels_path: Path) -> Bui
         raise BenchError(f"{labels_path} needs the columns path,identity")
     root = labels_path.parent
     found: dict[str, list[tuple]] = {}
-    for row in progress(labels.sort_values(["identity", "path"]).itertuples(), "platform: detect faces",
-                        total=len(labels), unit="photo"):
-        path = root / row.path
-        try:
-            rgb = sources.read(path)
-        except ImageLoadError as err:
-            log.warning("platform: %s unreadable (%s): left out", row.path, err)
-            continue
-        dets = sources.detect(path, rgb)
-        if not dets:
-            continue
-        largest = max(dets, key=lambda d: d.size)
-        found.setdefault(str(row.identity), []).append((path, rgb, largest, row.path))
+    rows = list(labels.sort_values(["identity", "path"]).itertuples())
+    for batch in chunks(rows, PHOTOS_AT_ONCE, "platform: detect faces", unit="photo"):
+        read = []
+        for row in batch:
+            path = root / row.path
+            try:
+                read.append((row, path, sources.read(path)))
+            except ImageLoadError as err:
+                log.warning("platform: %s unreadable (%s): left out", row.path, err)
+        for (row, path, rgb), dets in zip(read, sources.detect_many([(path, rgb) for _, path, rgb in read])):
+            if not dets:
+                continue
+            largest = max(dets, key=lambda d: d.size)
+            found.setdefault(str(row.identity), []).append((path, rgb, largest, row.path))
     people = sorted(i for i, v in found.items() if v)
     if len(people) < 2:
         raise BenchError(f"platform: {labels_path} gives {len(people)} identity with a face; a platform needs two")

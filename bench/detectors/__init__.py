@@ -11,6 +11,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from bench.detectors.base import Detection
 
+# Photos a stage decodes and hands to Detector.detect_many at once (the faces stage, the
+# platform's sources): enough for a detector's threads, few enough to bound the memory.
+PHOTOS_AT_ONCE = 8
+
 
 def build_detector(name: str, cfg: DictConfig):
     """The Detector `name` configured for this run; loads no weights (see prepare()).
@@ -80,13 +84,13 @@ def detect_turned(detector, bgr, rotations, merge_iou: float) -> list:
     from bench.detectors.ensemble import merge_detections  # the ensemble imports this package
 
     height, width = bgr.shape[:2]
-    found = {detector.name: detector.detect(bgr)}
-    for degrees in rotations or []:
-        k = int(degrees) // 90 % 4
-        if k == 0:
-            continue
-        turned = detector.detect(np.ascontiguousarray(np.rot90(bgr, k)))
-        found[f"{detector.name}@{int(degrees)}"] = [rotate_detection(d, k, width, height) for d in turned]
+    turns = [(int(degrees), int(degrees) // 90 % 4) for degrees in rotations or []]
+    turns = [(degrees, k) for degrees, k in turns if k]
+    # one call: a detector with `parallel` > 1 scans the turns at once
+    upright, *turned = detector.detect_many([bgr] + [np.rot90(bgr, k) for _, k in turns])
+    found = {detector.name: upright}
+    for (degrees, k), faces in zip(turns, turned):
+        found[f"{detector.name}@{degrees}"] = [rotate_detection(d, k, width, height) for d in faces]
     return merge_detections(found, merge_iou)
 
 

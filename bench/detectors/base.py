@@ -3,6 +3,8 @@ without touching weights, prepare() loads them, detect() runs on one BGR photo."
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +47,11 @@ class Detector(Component, abc.ABC):
     @abc.abstractmethod
     def _detect(self, bgr: np.ndarray) -> list[Detection]: ...
 
+    # How many _detect calls may run at once, each in its own thread (detect_many): > 1 only
+    # for a detector whose model call is single-threaded and releases the GIL (dlib's HOG
+    # scan); multi-threaded runtimes (onnxruntime, OpenCV DNN) already use every core.
+    parallel: int = 1
+
     def detect(self, bgr: np.ndarray) -> list[Detection]:
         """All faces in one BGR uint8 photo, in a deterministic order (left to right, top to bottom).
 
@@ -52,21 +59,46 @@ class Detector(Component, abc.ABC):
         before, in any stage, is answered from it; every answer, computed or not, is then the
         stored one (float32 boxes, scores and landmarks), so a hit and a miss give the same.
         """
-        bgr = np.ascontiguousarray(bgr)
+        return self.detect_many([bgr])[0]
+
+    def detect_many(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
+        """detect() of each BGR uint8 image, in order; the images not in the memo are detected
+        `parallel` at a time (threads), else one after another. The answers do not depend
+        on `parallel`: each image is detected on its own."""
+        images = [np.ascontiguousarray(bgr) for bgr in images]
+        keys: list = [None] * len(images)
+        found: list = [None] * len(images)
         if self.memo is not None:
             from bench.facetable import content_hash
 
-            key = content_hash(bgr)
-            found = self.memo.get(key)
-            if found is None:
-                found = self.memo.put(key, self._detect_sorted(bgr))
+            keys = [content_hash(bgr) for bgr in images]
+            found = [self.memo.get(key) for key in keys]
+        todo = [i for i, f in enumerate(found) if f is None]
+        if not todo:
             return found
-        return self._detect_sorted(bgr)
+        self.prepare()  # before any thread starts: weights load once
+        if min(int(self.parallel), len(todo)) > 1:
+            fresh = self._detect_in_threads([images[i] for i in todo])
+        else:
+            fresh = [self._detect_sorted(images[i]) for i in todo]
+        for i, faces in zip(todo, fresh):
+            found[i] = self.memo.put(keys[i], faces) if self.memo is not None else faces
+        return found
+
+    def _detect_in_threads(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        """_detect_sorted of each image, `parallel` threads at a time (bench.benchmarks.probes
+        times this wait as model calls: its probes time the main thread only)."""
+        with ThreadPoolExecutor(min(int(self.parallel), len(images))) as pool:
+            return list(pool.map(self._detect_sorted, images))
 
     def _detect_sorted(self, bgr: np.ndarray) -> list[Detection]:
         self.prepare()
-        faces = self._detect(bgr)
-        return sorted(faces, key=lambda d: (round(float(d.box[0]), 1), round(float(d.box[1]), 1)))
+        return in_reading_order(self._detect(bgr))
+
+
+def in_reading_order(faces: list[Detection]) -> list[Detection]:
+    """Faces sorted left to right, then top to bottom (box corner to 0.1 px)."""
+    return sorted(faces, key=lambda d: (round(float(d.box[0]), 1), round(float(d.box[1]), 1)))
 
 
 def first_existing(model: str, candidates) -> Path:

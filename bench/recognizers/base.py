@@ -13,7 +13,6 @@ from __future__ import annotations
 import abc
 import ctypes
 import multiprocessing
-import os
 import signal
 import weakref
 from concurrent.futures import ProcessPoolExecutor
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.component import Component
+from bench.cores import resolve_count
 
 # Recognizers whose forked workers are running, by id(): what a worker finds after the fork
 # (weak: a recognizer no longer used is collected, and its workers end).
@@ -29,22 +29,9 @@ _FORKED: dict[int, "weakref.ref[Recognizer]"] = {}
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask; os.cpu_count() where unknown)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def resolve_processes(value) -> int:
     """`processes` of a recognizer config: "auto" = usable_cores(); an int >= 1 as it is."""
-    if str(value).lower() == "auto":
-        return usable_cores()
-    count = int(value)
-    if count < 1:
-        raise ValueError(f"processes must be >= 1 or auto, not {value!r}")
-    return count
+    return resolve_count(value, "processes")
 
 
 def _worker_start() -> None:

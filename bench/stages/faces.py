@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from bench import resultsio
 from bench.datasets import PhotoRef, list_photos
-from bench.detectors import memoize
+from bench.detectors import PHOTOS_AT_ONCE, memoize
 from bench.detectors.base import Detector
 from bench.errors import ImageLoadError
 from bench.facetable import (
@@ -28,7 +28,7 @@ from bench.facetable import (
 )
 from bench.images import load_photo
 from bench.layout import DatasetLayout, cache_dir
-from bench.progress import progress
+from bench.progress import chunks
 from bench.provenance import record
 from bench.registry import DETECTORS
 
@@ -53,11 +53,12 @@ def run(cfg: DictConfig) -> DatasetLayout:
     for ref in skipped:
         failures.append(failure(ref.photo, "", "list", ref.reason))
         photo_rows.append({"photo": ref.photo, "status": "skipped"})
-    for ref in progress(photos, f"{cfg.dataset.name}: detect faces", unit="photo"):
-        faces, photo_row, photo_failures = inventory_photo(ref, detector, cache, cfg.faces, out.crops)
-        face_rows += faces
-        photo_rows.append(photo_row)
-        failures += photo_failures
+    for batch in chunks(photos, PHOTOS_AT_ONCE, f"{cfg.dataset.name}: detect faces", unit="photo"):
+        for ref, photo, sha, detections in detect_photos(batch, detector, cache, cfg.faces):
+            faces, photo_row, photo_failures = inventory_photo(ref, photo, sha, detections, detector, cfg.faces, out.crops)
+            face_rows += faces
+            photo_rows.append(photo_row)
+            failures += photo_failures
 
     faces_df = pd.DataFrame(face_rows, columns=FACE_COLUMNS)
     if faces_df.face_id.duplicated().any():
@@ -81,17 +82,32 @@ def run(cfg: DictConfig) -> DatasetLayout:
     return out
 
 
-def inventory_photo(ref: PhotoRef, detector: Detector, cache: "DetectionCache", opts: DictConfig, crops_dir: Path):
-    """(face rows, photo row, failure rows) for one photo; never raises on bad input."""
-    try:
-        photo = load_photo(ref.path, max_pixels=int(opts.max_image_pixels))
-    except ImageLoadError as err:
-        return [], {"photo": ref.photo, "status": "unreadable"}, [failure(ref.photo, "", "load", str(err))]
-    sha = resultsio.sha256_file(ref.path)
-    detections = cache.get(sha)
-    if detections is None:
-        detections = detector.detect(photo.bgr)
+def detect_photos(refs, detector: Detector, cache: "DetectionCache", opts: DictConfig) -> list[tuple]:
+    """(ref, Photo or the ImageLoadError, sha256, detections) per ref, in order: each photo is
+    decoded once, its detections come from the cache or else from one detect_many call over
+    the batch (a detector with `parallel` > 1, e.g. an ensemble's dlib_hog, scans several
+    photos at once)."""
+    loaded = []
+    for ref in refs:
+        try:
+            photo = load_photo(ref.path, max_pixels=int(opts.max_image_pixels))
+        except ImageLoadError as err:
+            loaded.append((ref, err, "", None))
+            continue
+        sha = resultsio.sha256_file(ref.path)
+        loaded.append((ref, photo, sha, cache.get(sha)))
+    todo = [i for i, (_, photo, _, found) in enumerate(loaded) if found is None and not isinstance(photo, ImageLoadError)]
+    for i, detections in zip(todo, detector.detect_many([loaded[i][1].bgr for i in todo])):
+        ref, photo, sha, _ = loaded[i]
         cache.put(sha, detections)
+        loaded[i] = (ref, photo, sha, detections)
+    return loaded
+
+
+def inventory_photo(ref: PhotoRef, photo, sha: str, detections, detector: Detector, opts: DictConfig, crops_dir: Path):
+    """(face rows, photo row, failure rows) for one photo (from detect_photos); never raises on bad input."""
+    if isinstance(photo, ImageLoadError):
+        return [], {"photo": ref.photo, "status": "unreadable"}, [failure(ref.photo, "", "load", str(photo))]
     height, width = photo.rgb.shape[:2]
     photo_row = {"photo": ref.photo, "sha256": sha, "width": width, "height": height,
                  "source_mode": photo.source_mode, "exif_rotated": photo.exif_rotated,
