@@ -3,6 +3,7 @@ without touching weights, prepare() loads them, detect() runs on one BGR photo."
 from __future__ import annotations
 
 import abc
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -77,7 +78,7 @@ class Detector(Component, abc.ABC):
         if not todo:
             return found
         self.prepare()  # before any thread starts: weights load once
-        if min(int(self.parallel), len(todo)) > 1:
+        if int(self.parallel) > 1:
             fresh = self._detect_in_threads([images[i] for i in todo])
         else:
             fresh = [self._detect_sorted(images[i]) for i in todo]
@@ -86,14 +87,29 @@ class Detector(Component, abc.ABC):
         return found
 
     def _detect_in_threads(self, images: list[np.ndarray]) -> list[list[Detection]]:
-        """_detect_sorted of each image, `parallel` threads at a time (bench.benchmarks.probes
+        """_detect_sorted of each image on the process's pool of `parallel` threads (threads
+        that live on, so what a detector keeps per thread is built once; bench.benchmarks.probes
         times this wait as model calls: its probes time the main thread only)."""
-        with ThreadPoolExecutor(min(int(self.parallel), len(images))) as pool:
-            return list(pool.map(self._detect_sorted, images))
+        return list(thread_pool(int(self.parallel)).map(self._detect_sorted, images))
 
     def _detect_sorted(self, bgr: np.ndarray) -> list[Detection]:
         self.prepare()
         return in_reading_order(self._detect(bgr))
+
+
+# size -> this process's pool of detection threads (thread_pool); a forked child starts without
+# any (its parent's threads do not exist there).
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+os.register_at_fork(after_in_child=_POOLS.clear)
+
+
+def thread_pool(size: int) -> ThreadPoolExecutor:
+    """The process's pool of `size` detection threads, made on first use and kept (idle
+    threads cost nothing; they end with the process)."""
+    pool = _POOLS.get(size)
+    if pool is None:
+        pool = _POOLS[size] = ThreadPoolExecutor(size, thread_name_prefix=f"detect{size}")
+    return pool
 
 
 def in_reading_order(faces: list[Detection]) -> list[Detection]:
