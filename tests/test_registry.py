@@ -35,3 +35,23 @@ def test_missing_weights_raise_named_error(tmp_path, monkeypatch, name):
     detector = DETECTORS.build(name)
     with pytest.raises(WeightsNotFound, match="weights not found at .*absent"):
         detector.prepare()
+
+
+def test_component_config_resolves_against_the_run_and_leaves_it_as_it_was(cfg_factory):
+    """A component's ${paths.*} take the run's overrides; the run's config is borrowed for the
+    call (no deep copy) and given back unchanged, flags included."""
+    from omegaconf import OmegaConf, open_dict
+
+    from bench.recognizers import COMPONENT_KEY, component_config
+
+    cfg = cfg_factory("paths.weights=/elsewhere/weights")
+    before = OmegaConf.to_yaml(cfg)
+    node = component_config("detector", "scrfd", cfg)
+    assert node["model_paths"][0] == "/elsewhere/weights/scrfd_2.5g_bnkps.onnx"
+    assert OmegaConf.to_yaml(cfg) == before and COMPONENT_KEY not in cfg
+    assert OmegaConf.is_struct(cfg)
+    with open_dict(cfg):
+        cfg[COMPONENT_KEY] = {"x": 1}
+    with pytest.raises(RuntimeError, match="already holds"):
+        component_config("detector", "scrfd", cfg)
+    assert cfg[COMPONENT_KEY].x == 1  # not taken away
