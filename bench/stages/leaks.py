@@ -45,7 +45,7 @@ from bench.anonymizer import unchanged_max_diff
 from bench.boxes import box_mean_abs_diff
 from bench.layout import Cell, DatasetLayout, cache_dir
 from bench.detectors import build_detector, detect_turned, split_turned, turned_consensus
-from bench.detectors.base import Detection, Detector
+from bench.detectors.base import Detection, Detector, in_reading_order
 from bench.detectors.ensemble import EnsembleDetector, merge_detections
 from bench.embedding_runner import embed_many, used_weights
 from bench.embeddings import OK, na
@@ -218,9 +218,8 @@ def check_photo(cfg, opts, photo: str, out: Path, sha: str, detectors, caches,
                       f"the original {original.shape[1]}x{original.shape[0]}: no place to compare"), {}
     found, errors = detect_all(np.ascontiguousarray(anonymized[:, :, ::-1]), sha, detectors, caches, rotations,
                                float(opts["merge_iou"]))
-    merged = [d for d in merge_detections(split_turned(found), float(opts["merge_iou"]))
-              if turned_consensus(d, int(opts["turned_min_detectors"]))]
-    merged.sort(key=lambda d: (round(float(d.box[0]), 1), round(float(d.box[1]), 1)))
+    merged = in_reading_order([d for d in merge_detections(split_turned(found), float(opts["merge_iou"]))
+                               if turned_consensus(d, int(opts["turned_min_detectors"]))])
     min_size = float(cfg.faces.min_face_size)
     faces = []
     for index, det in enumerate(merged):
