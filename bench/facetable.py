@@ -112,6 +112,18 @@ class DetectionCache:
         except (OSError, ValueError, KeyError):  # a damaged cache entry is recomputed
             return None
 
+    def detect_many(self, detector, shas: list[str], images: list[np.ndarray]) -> list[list[Detection]]:
+        """The detections of each photo (its file's sha256 in `shas`, its BGR pixels in
+        `images`): from this cache, else from one `detector.detect_many` call over the photos
+        it lacks (a detector with `parallel` > 1 scans several at once), which are then stored."""
+        found = [self.get(sha) for sha in shas]
+        todo = [i for i, faces in enumerate(found) if faces is None]
+        if todo:
+            for i, faces in zip(todo, detector.detect_many([images[i] for i in todo])):
+                self.put(shas[i], faces)
+                found[i] = faces
+        return found
+
     def put(self, sha: str, detections: list[Detection]) -> list[Detection]:
         """Stores the detections of one photo; returns them as get() will (float32 values)."""
         arrays = {

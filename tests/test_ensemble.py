@@ -145,3 +145,18 @@ def test_an_ensembles_members_share_their_memo_with_the_same_detector_alone(cfg_
     assert len(alone.detect(bgr)) >= 1
     again = ensemble.detect(bgr)
     assert [(f.box.tolist(), f.found_by) for f in again] == [(f.box.tolist(), f.found_by) for f in faces]
+
+
+def test_a_detection_cache_asks_the_detector_only_for_the_photos_it_lacks(tmp_path):
+    from bench.facetable import DetectionCache
+
+    cache = DetectionCache(tmp_path / "cache")
+    images = [np.full((8, 8, 3), v, np.uint8) for v in (10, 20, 30)]
+    first = CountingDetector()
+    found = cache.detect_many(first, ["a", "b"], images[:2])
+    assert first.calls == 2
+    second = CountingDetector()
+    again = cache.detect_many(second, ["b", "c", "a"], [images[1], images[2], images[0]])
+    assert second.calls == 1  # only "c" is new
+    assert [float(f[0].box[0]) for f in again] == pytest.approx([20.1, 30.1, 10.1])
+    assert float(found[1][0].box[0]) == pytest.approx(20.1)

@@ -85,13 +85,8 @@ class Sources:
     def detect_many(self, items: list[tuple[Path, np.ndarray]]) -> list[list[Detection]]:
         """detect() of each (path, rgb); the photos not in the cache go to the detector in one
         detect_many call (a detector with `parallel` > 1 scans several at once)."""
-        shas = [resultsio.sha256_file(path) for path, _ in items]
-        found = [self.cache.get(sha) for sha in shas]
-        todo = [i for i, f in enumerate(found) if f is None]
-        fresh = self.detector.detect_many([np.ascontiguousarray(items[i][1][:, :, ::-1]) for i in todo]) if todo else []
-        for i, faces in zip(todo, fresh):
-            self.cache.put(shas[i], faces)
-            found[i] = faces
+        found = self.cache.detect_many(self.detector, [resultsio.sha256_file(path) for path, _ in items],
+                                       [np.ascontiguousarray(rgb[:, :, ::-1]) for _, rgb in items])
         return [[d for d in faces if d.size >= float(self.cfg.faces.min_face_size)] for faces in found]
 
     def embed(self, items: list[tuple[Path, np.ndarray]]) -> list[np.ndarray]:

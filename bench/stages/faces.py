@@ -94,13 +94,11 @@ def detect_photos(refs, detector: Detector, cache: "DetectionCache", opts: DictC
         except ImageLoadError as err:
             loaded.append((ref, err, "", None))
             continue
-        sha = resultsio.sha256_file(ref.path)
-        loaded.append((ref, photo, sha, cache.get(sha)))
-    todo = [i for i, (_, photo, _, found) in enumerate(loaded) if found is None and not isinstance(photo, ImageLoadError)]
-    for i, detections in zip(todo, detector.detect_many([loaded[i][1].bgr for i in todo])):
-        ref, photo, sha, _ = loaded[i]
-        cache.put(sha, detections)
-        loaded[i] = (ref, photo, sha, detections)
+        loaded.append((ref, photo, resultsio.sha256_file(ref.path), None))
+    read = [i for i, (_, photo, _, _) in enumerate(loaded) if not isinstance(photo, ImageLoadError)]
+    found = cache.detect_many(detector, [loaded[i][2] for i in read], [loaded[i][1].bgr for i in read])
+    for i, detections in zip(read, found):
+        loaded[i] = (*loaded[i][:3], detections)
     return loaded
 
 
