@@ -29,11 +29,6 @@ _FORKED: dict[int, "weakref.ref[Recognizer]"] = {}
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def resolve_processes(value) -> int:
-    """`processes` of a recognizer config: "auto" = usable_cores(); an int >= 1 as it is."""
-    return resolve_count(value, "processes")
-
-
 def _worker_start() -> None:
     """A forked embed worker: dies with its parent (Linux), ignores Ctrl-C (the parent handles it)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -69,7 +64,7 @@ class Recognizer(Component, abc.ABC):
         self.margin = float(margin)
         self.batch_size = int(batch_size)
         self.threshold_overrides = dict(thresholds or {})
-        self.processes = resolve_processes(processes)
+        self.processes = resolve_count(processes, "processes")
         self._pool = None
         self._prepared = False
 
