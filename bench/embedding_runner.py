@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -219,20 +217,10 @@ def used_weights(recognizer: Recognizer) -> Path:
 
 def cache_folder(recognizer: Recognizer, cfg: DictConfig) -> Path:
     """<results_dir>/cache/embeddings/<name>-<hash of weights sha256 and settings>."""
-    weights_sha = file_sha256(str(used_weights(recognizer)))
+    weights_sha = resultsio.file_sha256(str(used_weights(recognizer)))
     settings = {k: v for k, v in recognizer_config(recognizer.name, cfg).items() if k not in NOT_IN_KEY}
     key = json.dumps({"weights": weights_sha, "settings": settings}, sort_keys=True, default=str)
     return cache_dir(cfg.results_dir, "embeddings") / f"{recognizer.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
-
-
-def file_sha256(path: str) -> str:
-    stat = os.stat(path)
-    return _sha256(path, stat.st_size, stat.st_mtime_ns)
-
-
-@lru_cache(maxsize=64)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:  # size, mtime: a changed file is hashed again
-    return resultsio.sha256_file(path)
 
 
 def describe(recognizer: Recognizer, table: pd.DataFrame, cfg: DictConfig) -> dict:
@@ -249,7 +237,7 @@ def describe(recognizer: Recognizer, table: pd.DataFrame, cfg: DictConfig) -> di
         "status": OK if ok.any() else (statuses.index[0] if len(statuses) else "no faces"),
         "class": type(recognizer).__name__,
         "config": recognizer_config(recognizer.name, cfg),
-        "weights": [{"path": str(p), "sha256": file_sha256(str(p)) if Path(p).is_file() else "absent"}
+        "weights": [{"path": str(p), "sha256": resultsio.file_sha256(str(p)) if Path(p).is_file() else "absent"}
                     for p in recognizer.weights()],
         "input_size": recognizer.input_size,
         "margin": recognizer.margin,

@@ -78,19 +78,39 @@ def remove_stale_crops(crops_dir: Path, keep: set[str]) -> None:
                 path.unlink()
 
 
-def detector_key(node: DictConfig, detector) -> str:
-    """Cache folder name: the detector's name plus a hash of its settings and of which of
-    its weight files exist here (an ensemble finds more faces once a member's weights
-    appear, so its cached detections must not be reused then)."""
-    present = sorted(str(p) for p in detector.weights() if Path(p).is_file())
+# Detector settings that say where its files are or how its work is scheduled, not what it
+# finds: left out of the cache key, which hashes the weight files' contents instead.
+NOT_IN_KEY = ("model_paths", "landmarks_model", "threads")
+
+
+def detector_key(node, detector) -> str:
+    """Cache folder name: the detector's name plus a hash of its settings (`node`: its config,
+    or a dict holding it, e.g. with the turns a cache covers) and of the sha256 of each of its
+    weight files present here.
+
+    Two runs that compute the same detections share the folder: the same weights read from
+    another path (BENCH_SHARED, a copy of ../shared) or a different `threads` give the same
+    key. A changed setting or weight file, or a weight file that appears (an ensemble finds
+    more faces once a member's weights do), gives a new one. Keys in NOT_IN_KEY are dropped
+    at every depth (an ensemble's members too).
+    """
+    present = [resultsio.file_sha256(p) for p in detector.weights() if Path(p).is_file()]
     node = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-    settings = json.dumps([node, present], sort_keys=True)
+    settings = json.dumps([_without_locations(node), present], sort_keys=True, default=str)
     return f"{detector.name}-{hashlib.sha256(settings.encode()).hexdigest()[:12]}"
+
+
+def _without_locations(value):
+    if isinstance(value, dict):
+        return {k: _without_locations(v) for k, v in value.items() if k not in NOT_IN_KEY}
+    if isinstance(value, (list, tuple)):
+        return [_without_locations(v) for v in value]
+    return value
 
 
 def weights_manifest(component) -> list[dict]:
     return [
-        {"path": str(p), "sha256": resultsio.sha256_file(p) if p.is_file() else "absent"}
+        {"path": str(p), "sha256": resultsio.file_sha256(p) if p.is_file() else "absent"}
         for p in component.weights()
     ]
 

@@ -3,6 +3,7 @@ interrupted run never leaves a half-written table behind and a rerun can resume.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -111,6 +112,18 @@ def sha256_file(path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def file_sha256(path) -> str:
+    """sha256 of a file, hashed once per process while its size and mtime stay the same
+    (weights files are hashed for every cache key and provenance entry that names them)."""
+    stat = os.stat(path)
+    return _file_sha256(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=128)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:  # size, mtime: a changed file is hashed again
+    return sha256_file(path)
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from bench import resultsio
 from bench.align import template
 from bench.embeddings import load_embeddings
 from bench.recognizers.onnx_model import OnnxRecognizer
@@ -116,7 +117,7 @@ def test_run_writes_files_and_provenance(cfg_factory, tmp_path, dataset, tiny):
     assert ids == [] and missing.shape == (0, 0) and all(s.startswith("n/a") for s in status)
     provenance = json.loads((out / "provenance.json").read_text())
     onnx = provenance["recognizers"]["onnx"]
-    assert onnx["weights"][0]["sha256"] == embed.file_sha256(str(tiny)) and onnx["dim"] == 512
+    assert onnx["weights"][0]["sha256"] == resultsio.file_sha256(str(tiny)) and onnx["dim"] == 512
     assert provenance["recognizers"]["arcface"]["status"].startswith("n/a: weights not found")
 
 

@@ -2,6 +2,9 @@
 `found_by`, and members without weights left out rather than failing the run."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -160,3 +163,59 @@ def test_a_detection_cache_asks_the_detector_only_for_the_photos_it_lacks(tmp_pa
     assert second.calls == 1  # only "c" is new
     assert [float(f[0].box[0]) for f in again] == pytest.approx([20.1, 30.1, 10.1])
     assert float(found[1][0].box[0]) == pytest.approx(20.1)
+
+
+class WeightedDetector:
+    """What detector_key reads from a detector: its name and its weight files."""
+
+    name = "weighted"
+
+    def __init__(self, *paths):
+        self.paths = [Path(p) for p in paths]
+
+    def weights(self):
+        return self.paths
+
+
+def test_a_detector_key_follows_the_weights_contents_and_settings_not_their_paths(tmp_path):
+    from bench.facetable import detector_key
+
+    here, there = tmp_path / "here" / "w.onnx", tmp_path / "there" / "w.onnx"
+    for path in (here, there):
+        path.parent.mkdir()
+        path.write_bytes(b"weights v1")
+    node = {"_target_": "x", "score_threshold": 0.5, "model_paths": [str(here)], "threads": 2}
+    key = detector_key(node, WeightedDetector(here))
+    # the same file read from elsewhere (BENCH_SHARED, a copy of ../shared), other threads
+    assert detector_key({**node, "model_paths": [str(there)], "threads": 1}, WeightedDetector(there)) == key
+    # an ensemble's members: their paths are left out too
+    members = {"members": {"a": node}}
+    assert detector_key(members, WeightedDetector(here)) == detector_key(
+        {"members": {"a": {**node, "model_paths": [str(there)]}}}, WeightedDetector(there))
+    assert detector_key({**node, "score_threshold": 0.4}, WeightedDetector(here)) != key
+    assert detector_key(node, WeightedDetector(here, tmp_path / "absent.onnx")) == key
+    os.utime(there, ns=(1, 1))  # after the first hash of it: the new contents must be hashed
+    there.write_bytes(b"weights v2")
+    assert detector_key(node, WeightedDetector(there)) != key
+
+
+def test_the_audit_cache_key_changes_with_the_audit_detectors_settings(cfg_factory, tmp_path, monkeypatch):
+    """The audit's cached detections were keyed by the detector's name and weights alone, so
+    a new threshold in conf/detector/ reused detections made under the old one."""
+    import shutil
+
+    import bench.registry
+    from bench.config import CONF_DIR
+    from bench.stages.anonymize import build_auditors
+
+    cfg = cfg_factory("anonymize.audit_detectors=[dlib_hog]")
+    before = [a.cache.folder for a in build_auditors(cfg)]
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, conf)
+    yaml = conf / "detector" / "dlib_hog.yaml"
+    yaml.write_text(yaml.read_text().replace("threads: auto", "threads: 1"))
+    monkeypatch.setattr(bench.registry, "CONF_DIR", conf)
+    assert [a.cache.folder for a in build_auditors(cfg)] == before  # threads: how, not what
+    yaml.write_text(yaml.read_text().replace("score_threshold: 0.0", "score_threshold: -0.3"))
+    after = [a.cache.folder for a in build_auditors(cfg)]
+    assert len(after) == 1 and after != before

@@ -42,7 +42,7 @@ def test_component_config_resolves_against_the_run_and_leaves_it_as_it_was(cfg_f
     call (no deep copy) and given back unchanged, flags included."""
     from omegaconf import OmegaConf, open_dict
 
-    from bench.recognizers import COMPONENT_KEY, component_config
+    from bench.registry import COMPONENT_KEY, component_config
 
     cfg = cfg_factory("paths.weights=/elsewhere/weights")
     before = OmegaConf.to_yaml(cfg)

@@ -44,6 +44,7 @@ from bench.facetable import DetectionCache, detector_key, slug
 from bench.images import load_photo
 from bench.layout import cache_dir
 from bench.progress import chunks, progress
+from bench.registry import component_config
 
 log = logging.getLogger(__name__)
 FLIP = [1, 0, 2, 4, 3]  # landmark order after a horizontal mirror
@@ -68,8 +69,6 @@ class Sources:
         name = str(cfg.platform.detector)
         self.detector = build_detector(name, cfg)
         self.detector.prepare()
-        from bench.recognizers import component_config
-
         key = detector_key(OmegaConf.create(component_config("detector", name, cfg)), self.detector)
         self.cache = DetectionCache(cache_dir(cfg.results_dir, "detections") / key)
         self.recognizer = recognizer

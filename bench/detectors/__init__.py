@@ -22,8 +22,7 @@ def build_detector(name: str, cfg: DictConfig):
     Raises:
         UnknownComponent: no conf/detector/<name>.yaml.
     """
-    from bench.recognizers import component_config
-    from bench.registry import DETECTORS
+    from bench.registry import DETECTORS, component_config
 
     node = OmegaConf.create(component_config("detector", str(name), cfg))
     return memoize(DETECTORS.build(node, name=str(name)), node, cfg.results_dir)
@@ -37,8 +36,9 @@ def memoize(detector, node: DictConfig, results_dir):
     an anonymized photo upright and turned, the identities photos): each (detector config,
     pixels) is then detected once. Returns `detector`.
 
-    Issue 11 (cache each face's detection once); the key is bench.facetable.detector_key, so a
-    changed setting or a weights file that appears gives a new folder.
+    Issue 11 (cache each face's detection once); the key is bench.facetable.detector_key: a
+    changed setting, changed weights or a weights file that appears gives a new folder; the
+    same weights read from another path do not.
     """
     from bench.detectors.ensemble import EnsembleDetector
     from bench.facetable import DetectionCache, detector_key

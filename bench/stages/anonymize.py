@@ -49,7 +49,7 @@ from bench.generators.base import Generator
 from bench.images import load_photo
 from bench.progress import progress
 from bench.provenance import record
-from bench.registry import DETECTORS, GENERATORS
+from bench.registry import DETECTORS, GENERATORS, component_config
 from bench.status import (
     LEFT_REAL, READABLE, PHOTO_ANONYMIZED, PHOTO_LEFT_REAL, PHOTO_NO_FACE, PHOTO_UNREADABLE, SWAPPED,
     is_fallback, is_left_real,
@@ -158,7 +158,8 @@ def build_auditors(cfg: DictConfig) -> list[Auditor]:
                         name, err, cfg.choices.detector)
             continue
         rotations = [int(r) for r in cfg.anonymize.audit_rotations or []]
-        key = detector_key(OmegaConf.create({"audit": str(name), "rotations": rotations}), detector)
+        key = detector_key({"audit": str(name), "detector": component_config("detector", str(name), cfg),
+                            "rotations": rotations}, detector)
         auditors.append(Auditor(detector, DetectionCache(cache_dir(cfg.results_dir, "detections") / key),
                                 rotations, float(cfg.anonymize.redetect_iou)))
     return auditors

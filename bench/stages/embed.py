@@ -25,7 +25,7 @@ from bench.datasets import dataset_root
 from bench import resultsio
 # The embedding code lives in bench.embedding_runner (stages share code through library
 # modules, never through each other); re-exported here because it is this stage's public API.
-from bench.embedding_runner import NOT_ALIGNED, describe, embed_faces, embed_with, file_sha256  # noqa: F401
+from bench.embedding_runner import NOT_ALIGNED, describe, embed_faces, embed_with  # noqa: F401
 from bench.embeddings import load_embeddings, write_embeddings  # noqa: F401 (load_embeddings: public API)
 from bench.errors import BenchError
 from bench.layout import DatasetLayout

@@ -54,8 +54,8 @@ from bench.facetable import DetectionCache, detector_key, slug, weights_manifest
 from bench.images import load_photo
 from bench.progress import progress
 from bench.provenance import record
-from bench.recognizers import build_recognizer, component_config, selected_recognizers
-from bench.registry import DETECTORS
+from bench.recognizers import build_recognizer, selected_recognizers
+from bench.registry import DETECTORS, component_config
 from bench.status import READABLE
 from bench.verification import pair_distances, threshold_of
 

@@ -50,7 +50,7 @@ from bench.pools.base import Pool, build_pool
 from bench.progress import progress
 from bench.provenance import record
 from bench.detectors import build_detector
-from bench.recognizers import component_config
+from bench.registry import component_config
 from bench.spaces.features import KINDS, compute_features
 
 log = logging.getLogger(__name__)

@@ -54,7 +54,8 @@ def status(cfg: DictConfig) -> list[dict]:
 
 
 def status_rows(cfg: DictConfig) -> list[dict]:
-    from bench.recognizers import build_recognizer, component_config
+    from bench.recognizers import build_recognizer
+    from bench.registry import component_config
     from bench.registry import DETECTORS, RECOGNIZERS
 
     manifest = read_manifest(Path(str(cfg.weights.manifest)))["files"]
