@@ -109,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     except (*EXPECTED_ERRORS, SingleJobError) as err:
         report(command, getattr(err, "error", err))
         return 2
+    finally:
+        from bench.registry import reuse_components
+
+        reuse_components(False)  # a caller in this process (a test, a script) builds its own again
     return 0
 
 
@@ -157,6 +161,9 @@ class Task:
 
         setup_logging(self.verbose)  # a launcher's worker process starts with no logging set up
         register_resolvers()
+        from bench.registry import reuse_components
+
+        reuse_components()  # each model loads once in this process (main turns it off again)
         try:
             cfg = job_config(cfg, HydraConfig.get().runtime.choices)
             if self.module is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,12 +47,47 @@ class Registry:
             name, node = name_or_cfg, self.config(name_or_cfg)
         else:
             node = name_or_cfg
-        obj = instantiate(OmegaConf.to_container(node, resolve=True), _convert_="all")
+        settings = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+        key = None
+        if _reused is not None and self.group in REUSABLE:
+            key = (self.group, name, json.dumps(settings, sort_keys=True, default=str))
+            if key in _reused:
+                _reused.move_to_end(key)
+                return _reused[key]
+        obj = instantiate(settings, _convert_="all")
         if not isinstance(obj, self.base):
             raise TypeError(f"{self.group} {name!r} builds {type(obj).__name__}, not a {self.base.__name__}")
         if name:
             obj.name = name
+        if key is not None:
+            _reused[key] = obj
+            while len(_reused) > MAX_REUSED:
+                _reused.popitem(last=False)
         return obj
+
+
+# Model-backed kinds whose instances a sweep may share (their state is the loaded model;
+# nothing of one cell's results stays in them). Access models hold a platform: never shared.
+REUSABLE = ("detector", "recognizer", "generator")
+MAX_REUSED = 32  # built components kept, least recently used dropped first
+_reused: OrderedDict | None = None
+
+
+def reuse_components(on: bool = True) -> None:
+    """While on, `Registry.build` hands out the same instance for the same kind, name and
+    resolved settings (REUSABLE kinds), so its prepare() loads the model once per process.
+
+    bench.cli turns it on for each command it runs and off when the command returns: the
+    stages of `python -m bench run`, and the jobs of a Hydra sweep (which the basic launcher
+    runs one after another in one process; a launcher's worker process keeps it on for all
+    the jobs it runs), then load each model once instead of once per stage and cell (issue
+    11). Results are the same either way (tests/test_sweep.py). Off by default: a stage
+    called from Python builds its own components, as before."""
+    global _reused
+    if not on:
+        _reused = None
+    elif _reused is None:
+        _reused = OrderedDict()
 
 
 DETECTORS = Registry("detector", "bench.detectors.base:Detector")

@@ -1,5 +1,5 @@
-"""`python -m bench run -m ...`: a 2x2 sweep through Hydra's launchers (joblib's worker
-processes, submitit's local executor) writes the same cells and tables as four runs one after
+"""`python -m bench run -m ...`: a 2x2 sweep through Hydra's launchers (the basic one's jobs
+in one process, sharing loaded models; joblib's worker processes, submitit's local executor) writes the same cells and tables as four runs one after
 another, at the same fixed paths. Cells shrunk to seconds: generators that need no pool or
 targets, Dlib as the only judge and detector, no audit, no FID (quality.generators=[])."""
 from __future__ import annotations
@@ -23,6 +23,7 @@ SWEEP = {"generator": ["blur", "pixelate"], "query": ["furthest", "random_furthe
 SMALL = ["recognizers=[dlib]", "detector=dlib_hog", "anonymize.audit_detectors=[]", "anonymize.audit_rotations=[]",
          "anonymize.output_audit_rounds=0", "leaks.detectors=[dlib_hog]", "leaks.rotations=[]", "quality.generators=[]"]
 LAUNCHERS = {
+    "basic": [],  # Hydra's default: the jobs one after another in one process, sharing models
     "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
     "submitit_local": ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"],
 }
@@ -123,3 +124,33 @@ def test_task_travels_to_worker_processes():
 def test_check_update_flag_selects_the_update_entry():
     assert take_flags("check", ["--update", "results_dir=x"]) == (["results_dir=x"], "update")
     assert take_flags("run", ["--update"]) == (["--update"], None)
+
+
+def test_one_command_loads_each_model_once_and_a_sweep_shares_them_between_cells(tmp_path, monkeypatch):
+    """`python -m bench run` chains stages in one process, and the basic launcher runs a
+    sweep's jobs in one process: each model is loaded once there (bench.registry.reuse_components),
+    then dropped when the command returns."""
+    import bench.registry
+    from bench.component import Component
+
+    loaded = []
+    prepare = Component.prepare
+
+    def counting(self):
+        if not getattr(self, "_prepared", False):
+            loaded.append(type(self).__name__)
+        prepare(self)
+
+    monkeypatch.setattr(Component, "prepare", counting)
+    assert main(["run", "generator=blur", f"results_dir={tmp_path / 'one'}", *SMALL]) == 0
+    one = sorted(loaded)
+    # faces, the leak check and the re-detection all run dlib_hog: one load
+    assert one.count("DlibHogDetector") == 1 and one.count("DeepfaceRecognizer") == 1
+    assert bench.registry._reused is None
+    loaded.clear()
+    assert main(["run", "-m", "generator=blur,pixelate", f"results_dir={tmp_path / 'two'}", *SMALL]) == 0
+    assert sorted(loaded) == sorted(one + ["Pixelate"])  # the second cell's own generator, nothing else
+    assert bench.registry._reused is None
+    loaded.clear()
+    build = bench.registry.DETECTORS.build
+    assert build("dlib_hog") is not build("dlib_hog")  # called from Python: no sharing
