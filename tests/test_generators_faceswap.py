@@ -255,6 +255,32 @@ def test_faceswap_refuses_a_fit_that_disagrees_with_the_landmarks(faceswap, t1):
 
 
 @needs_nsface
+def test_a_target_is_fitted_once_and_swaps_as_it_did_the_first_time(t1):
+    """The target's 3DMM fit and texture are kept per target (FaceSwap3D._donor): a second
+    swap onto the same target fits only the photo face, and gives what a fresh generator
+    gives; a refused target is refused again with the same reason."""
+    photo, faces = t1
+    target, target_face = target_from(photo, faces[2])
+    fresh = GENERATORS.build("faceswap")
+    kept = GENERATORS.build("faceswap")
+    kept.prepare()
+    fits = []
+    fit = kept.fitter.fit
+    kept.fitter.fit = lambda *args: fits.append(1) or fit(*args)
+    first = kept.swap(photo, faces[0], target, target_face)
+    assert len(fits) == 2  # the photo face and the target
+    second = kept.swap(photo, faces[1], target, target_face)
+    assert len(fits) == 3  # the photo face only
+    np.testing.assert_array_equal(first, fresh.swap(photo, faces[0], target, target_face))
+    np.testing.assert_array_equal(second, fresh.swap(photo, faces[1], target, target_face))
+    grey = np.full_like(target, 128)
+    for _ in range(2):
+        with pytest.raises(SwapFailed, match="target face: the 3DMM fit and .* disagree"):
+            kept.swap(photo, faces[0], grey, target_face)
+    assert len(fits) == 6  # the refused target was fitted once
+
+
+@needs_nsface
 def test_faces_turned_beyond_the_limit_are_refused(t1):
     photo, faces = t1
     strict = FaceSwap3D(max_yaw=20.0)

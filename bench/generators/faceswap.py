@@ -22,6 +22,7 @@ Per face:
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import cv2
@@ -35,6 +36,9 @@ from bench.generators.faceregion import INNER_MOUTH, face_region, smoothstep, ve
 from bench.generators.mesh3d import FaceFit, FaceFitter
 from bench.generators.raster import Raster, rasterize, vertex_visibility
 from bench.generators.swapinput import check_agreement, checked
+
+# Targets whose fit and texture a FaceSwap3D keeps (_donor), oldest dropped first: ~1.3 MB each.
+DONORS_KEPT = 32
 
 
 def _sample(image: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -98,6 +102,7 @@ class FaceSwap3D(Generator):
         self.max_render_side = int(max_render_side)
         self.fallback_to_feather = bool(fallback_to_feather)
         self.debug: dict | None = None  # set to {} to keep the intermediate images
+        self._donors: dict = {}  # target content -> (fit, texture) or its SwapFailed (_donor)
 
     def weights(self) -> list[Path]:
         return self.fitter.files()
@@ -181,12 +186,32 @@ class FaceSwap3D(Generator):
         sources = np.column_stack([vertices[:, :2], vertices[mirror, :2], direct_share, mirror_share, fill_share])
         return sources.astype(np.float32), fill.astype(np.float32), skin
 
+    def _donor(self, target: np.ndarray, target_face: Face):
+        """(the target face's 3DMM fit, its _texture), computed once per target image and face:
+        one synthetic identity is the target of many swaps (the platform's views of a photo,
+        the same face in several cells). A target that cannot be used raises the same
+        SwapFailed each time. The arrays are shared between calls and never written to."""
+        key = hashlib.sha256(repr(target.shape).encode() + np.ascontiguousarray(target).tobytes()
+                             + np.asarray(target_face.box, np.float64).tobytes()
+                             + np.asarray(target_face.landmarks, np.float64).tobytes()).hexdigest()
+        if key not in self._donors:
+            try:
+                donor = self._fit(target, target_face, "target face", self.max_target_yaw)
+                self._donors[key] = (donor, self._texture(target, donor))
+            except SwapFailed as err:
+                self._donors[key] = err
+            while len(self._donors) > DONORS_KEPT:
+                self._donors.pop(next(iter(self._donors)))
+        found = self._donors[key]
+        if isinstance(found, SwapFailed):
+            raise SwapFailed(str(found))
+        return found
+
     # -- swapping ------------------------------------------------------------------------
 
     def _swap(self, photo: np.ndarray, face: Face, target: np.ndarray, target_face: Face) -> np.ndarray:
         source = self._fit(photo, face, "photo face", self.max_yaw, self.min_face_size)
-        donor = self._fit(target, target_face, "target face", self.max_target_yaw)
-        sources, fill, target_skin = self._texture(target, donor)
+        donor, (sources, fill, target_skin) = self._donor(target, target_face)
         swapped = source.vertices(self.model, alpha_shape=donor.alpha_shape)
         original = source.vertices(self.model)
 
