@@ -324,9 +324,9 @@ def run(cfg: DictConfig) -> dict[str, Path]:
     scratch = Path(tempfile.mkdtemp(prefix="naive_vs_harness_", dir=settings.work_dir or None))
     try:
         mine = scratch_results(source, scratch, present, str(cfg.dataset.name), str(cfg.pool.name))
-        from bench import embedding_runner
+        from bench import resultsio
 
-        embedding_runner._sha256.cache_clear()  # the in-process weights hash cache: cold too
+        resultsio._file_sha256.cache_clear()  # the in-process weights hash cache: cold too
         harness_cells = {}
         for cell, scratch_cell in zip(present, mine):
             start = time.perf_counter()
