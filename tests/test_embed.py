@@ -153,3 +153,20 @@ def test_embed_many_decodes_each_photo_once_and_matches_one_by_one(cfg_factory, 
             pd.testing.assert_frame_equal(together[name].drop(columns="embedding"), alone[name].drop(columns="embedding"))
             for got, want in zip(together[name].embedding, alone[name].embedding):
                 assert np.array_equal(got, want)
+
+
+def test_a_weights_hash_is_remembered_until_the_file_changes_or_it_is_forgotten(tmp_path):
+    import hashlib
+    import os
+
+    path = tmp_path / "w.onnx"
+    path.write_bytes(b"one")
+    assert resultsio.file_sha256(path) == hashlib.sha256(b"one").hexdigest()
+    path.write_bytes(b"two")  # same size: a new mtime tells it apart
+    assert resultsio.file_sha256(path) == hashlib.sha256(b"two").hexdigest()
+    stat = path.stat()
+    path.write_bytes(b"6es")  # same size and, set back, the same mtime: remembered
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert resultsio.file_sha256(path) == hashlib.sha256(b"two").hexdigest()
+    resultsio.forget_file_hashes()  # what a cold-start benchmark does
+    assert resultsio.file_sha256(path) == hashlib.sha256(b"6es").hexdigest()

@@ -326,7 +326,7 @@ def run(cfg: DictConfig) -> dict[str, Path]:
         mine = scratch_results(source, scratch, present, str(cfg.dataset.name), str(cfg.pool.name))
         from bench import resultsio
 
-        resultsio._file_sha256.cache_clear()  # the in-process weights hash cache: cold too
+        resultsio.forget_file_hashes()  # the in-process weights hash cache: cold too
         harness_cells = {}
         for cell, scratch_cell in zip(present, mine):
             start = time.perf_counter()
