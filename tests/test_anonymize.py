@@ -141,3 +141,23 @@ def test_photo_without_any_face_still_gets_its_output(cfg_factory, tmp_path):
     photos = pd.read_csv(cell.photo_table, keep_default_na=False)
     assert photos.photo.tolist() == ["empty wall.png"] and photos.status.tolist() == ["no face found"]
     assert (cell.root / photos.result.iloc[0]).is_file()
+
+
+def test_new_weights_at_the_same_path_redo_the_photo(cfg_factory, tmp_path):
+    """A photo's resume key covers the generator's and detector's weights by content: a new
+    export saved over the old file must not leave photos swapped by the old one (whose
+    provenance would then name the new file's sha256)."""
+    path = tmp_path / "generator.onnx"
+
+    class Weighted:
+        def weights(self):
+            return [path]
+
+    cfg = cfg_factory("generator=pixelate")
+    group = pd.DataFrame({"face_id": ["f0"], "face_index": [0], "x1": [1.0]})
+    targets = pd.DataFrame({"source_face": pd.Series([], dtype=str)})
+    path.write_bytes(b"export one")
+    first = anonymize.photo_key(cfg, "p.jpg", group, targets, (), [Weighted(), None])
+    assert anonymize.photo_key(cfg, "p.jpg", group, targets, (), [Weighted(), None]) == first
+    path.write_bytes(b"export two, another size")
+    assert anonymize.photo_key(cfg, "p.jpg", group, targets, (), [Weighted(), None]) != first

@@ -219,3 +219,7 @@ def test_the_audit_cache_key_changes_with_the_audit_detectors_settings(cfg_facto
     yaml.write_text(yaml.read_text().replace("score_threshold: 0.0", "score_threshold: -0.3"))
     after = [a.cache.folder for a in build_auditors(cfg)]
     assert len(after) == 1 and after != before
+    # the overlap at which the turns' faces are merged before they are stored
+    merged = [a.cache.folder for a in build_auditors(cfg_factory("anonymize.audit_detectors=[dlib_hog]",
+                                                                 "anonymize.redetect_iou=0.9"))]
+    assert merged != after and merged != before

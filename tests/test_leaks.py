@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -166,3 +167,18 @@ def test_a_face_found_only_on_turned_photos_needs_two_detectors():
     merged = leaks.merge_detections(split_turned(found), 0.4)
     kept = sorted(int(d.box[0]) for d in merged if turned_consensus(d, 2))
     assert kept == [0, 100, 300]  # upright (any), turned by two detectors; not turned by one
+
+
+def test_the_detection_cache_is_keyed_by_how_the_turns_are_merged(make_cfg):
+    """detect_turned merges a photo's upright and turned faces at leaks.merge_iou before they
+    are stored: another merge_iou must not read faces merged at the old one."""
+    cfg = make_cfg(HOG)
+    fake_cell(cfg)
+    leaks.run(cfg)
+    folders = lambda: sorted(p.name for p in (Path(cfg.results_dir) / "cache" / "detections").iterdir())  # noqa: E731
+    before = folders()
+    leaks.run(cfg)
+    assert folders() == before  # the same settings: the same cache
+    other = make_cfg(HOG, "leaks.merge_iou=0.9")
+    leaks.run(other)
+    assert len(folders()) == len(before) + 1

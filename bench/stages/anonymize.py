@@ -158,8 +158,9 @@ def build_auditors(cfg: DictConfig) -> list[Auditor]:
                         name, err, cfg.choices.detector)
             continue
         rotations = [int(r) for r in cfg.anonymize.audit_rotations or []]
+        # keyed by all that decides the stored faces: the detector, the turns and how they merge
         key = detector_key({"audit": str(name), "detector": component_config("detector", str(name), cfg),
-                            "rotations": rotations}, detector)
+                            "rotations": rotations, "merge_iou": float(cfg.anonymize.redetect_iou)}, detector)
         auditors.append(Auditor(detector, DetectionCache(cache_dir(cfg.results_dir, "detections") / key),
                                 rotations, float(cfg.anonymize.redetect_iou)))
     return auditors
@@ -189,7 +190,7 @@ def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: p
         faces.parquet, failures.csv and photos.csv.
     """
     group = group.sort_values("face_index")
-    key = photo_key(cfg, photo, group, targets, auditors)
+    key = photo_key(cfg, photo, group, targets, auditors, [generator, fallback, detector])
     record_path = cell.root / "records" / f"{slug(photo)}.json"
     result_path = cell.photos / f"{slug(photo)}.png"
     if record_path.is_file() and result_path.is_file():
@@ -338,8 +339,10 @@ def redetect(cfg, cell: Cell, photo: str, group: pd.DataFrame, image: np.ndarray
         pair.update(result_face=src.face_id, redetected=True)
 
 
-def photo_key(cfg, photo: str, group: pd.DataFrame, targets: pd.DataFrame, auditors=()) -> str:
-    """Hash of everything that decides this photo's result: a changed input reruns it."""
+def photo_key(cfg, photo: str, group: pd.DataFrame, targets: pd.DataFrame, auditors=(), components=()) -> str:
+    """Hash of everything that decides this photo's result: a changed input reruns it, and so
+    do changed weights of `components` (the generator, fallback and detector; None skipped),
+    by their sha256, even at the same path."""
     mine = targets[targets.source_face.isin(group.face_id)]
     parts = [
         photo, group.drop(columns=["crop"], errors="ignore").to_json(orient="records"),
@@ -349,6 +352,7 @@ def photo_key(cfg, photo: str, group: pd.DataFrame, targets: pd.DataFrame, audit
         json.dumps(OmegaConf.to_container(cfg.anonymize, resolve=True), sort_keys=True),
         json.dumps(OmegaConf.to_container(cfg.faces, resolve=True), sort_keys=True),
         json.dumps([str(a.cache.folder.name) for a in auditors]), str(unchanged_max_diff(cfg)),
+        json.dumps([weights_manifest(c) for c in components if c is not None]),
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 

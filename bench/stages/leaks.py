@@ -105,9 +105,10 @@ def run(cfg: DictConfig) -> Cell:
     if not detectors:
         raise BenchError(f"no detector can run here: {unavailable}")
     rotations = [int(r) for r in opts["rotations"] or []]
+    # keyed by all that decides the stored faces: the detector, the turns and how they merge
     caches = {name: DetectionCache(cache_dir(cfg.results_dir, "detections") /
                                    detector_key({"detector": component_config("detector", name, cfg),
-                                                 "rotations": rotations}, det))
+                                                 "rotations": rotations, "merge_iou": float(opts["merge_iou"])}, det))
               for name, det in detectors.items()}
 
     rows, found, missing, per_photo, photo_sha = [], [], [], {}, {}
