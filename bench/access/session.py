@@ -15,8 +15,7 @@ from bench.images import load_photo
 
 def build_access(name: str, cfg: DictConfig) -> AccessModel:
     """conf/access/<name>.yaml resolved against this run's config (platform.* overrides apply)."""
-    from bench.registry import component_config
-    from bench.registry import ACCESS
+    from bench.registry import ACCESS, component_config
 
     return ACCESS.build(OmegaConf.create(component_config("access", name, cfg)), name=name)
 

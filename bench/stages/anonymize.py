@@ -36,20 +36,20 @@ from omegaconf import DictConfig, OmegaConf
 from bench.datasets import dataset_root
 from bench import resultsio
 from bench.boxes import box_changed_fraction, box_mean_abs_diff, greedy_match, iou_matrix
-from bench.layout import Cell, DatasetLayout, cache_dir
-from bench.detectors import build_detector, detect_turned, memoize, split_turned, turned_consensus
+from bench.layout import Cell, DatasetLayout
+from bench.detectors import build_detector, detect_turned, memoize, split_turned, turned_cache, turned_consensus
 from bench.detectors.ensemble import merge_detections
 from bench.detectors.base import Detection, Detector
 from bench.errors import BenchError, ImageLoadError
 from bench.facetable import (
-    FACE_COLUMNS, DetectionCache, detector_key, face_row, failure, slug, weights_manifest, write_crop,
+    FACE_COLUMNS, DetectionCache, face_row, failure, slug, weights_manifest, write_crop,
 )
 from bench.anonymizer import build_fallback, cover_missed_face, replace_face, unchanged_max_diff
 from bench.generators.base import Generator
 from bench.images import load_photo
 from bench.progress import progress
 from bench.provenance import record
-from bench.registry import DETECTORS, GENERATORS, component_config
+from bench.registry import DETECTORS, GENERATORS
 from bench.status import (
     LEFT_REAL, READABLE, PHOTO_ANONYMIZED, PHOTO_LEFT_REAL, PHOTO_NO_FACE, PHOTO_UNREADABLE, SWAPPED,
     is_fallback, is_left_real,
@@ -158,11 +158,9 @@ def build_auditors(cfg: DictConfig) -> list[Auditor]:
                         name, err, cfg.choices.detector)
             continue
         rotations = [int(r) for r in cfg.anonymize.audit_rotations or []]
-        # keyed by all that decides the stored faces: the detector, the turns and how they merge
-        key = detector_key({"audit": str(name), "detector": component_config("detector", str(name), cfg),
-                            "rotations": rotations, "merge_iou": float(cfg.anonymize.redetect_iou)}, detector)
-        auditors.append(Auditor(detector, DetectionCache(cache_dir(cfg.results_dir, "detections") / key),
-                                rotations, float(cfg.anonymize.redetect_iou)))
+        merge_iou = float(cfg.anonymize.redetect_iou)
+        auditors.append(Auditor(detector, turned_cache(cfg, str(name), detector, rotations, merge_iou),
+                                rotations, merge_iou))
     return auditors
 
 

@@ -43,19 +43,19 @@ from bench.datasets import dataset_root
 from bench import resultsio
 from bench.anonymizer import unchanged_max_diff
 from bench.boxes import box_mean_abs_diff
-from bench.layout import Cell, DatasetLayout, cache_dir
-from bench.detectors import build_detector, detect_turned, split_turned, turned_consensus
+from bench.layout import Cell, DatasetLayout
+from bench.detectors import build_detector, detect_turned, split_turned, turned_cache, turned_consensus
 from bench.detectors.base import Detection, Detector, in_reading_order
 from bench.detectors.ensemble import EnsembleDetector, merge_detections
 from bench.embedding_runner import embed_many, used_weights
 from bench.embeddings import OK, na
 from bench.errors import BenchError, ImageLoadError
-from bench.facetable import DetectionCache, detector_key, slug, weights_manifest
+from bench.facetable import DetectionCache, slug, weights_manifest
 from bench.images import load_photo
 from bench.progress import progress
 from bench.provenance import record
 from bench.recognizers import build_recognizer, selected_recognizers
-from bench.registry import DETECTORS, component_config
+from bench.registry import DETECTORS
 from bench.status import READABLE
 from bench.verification import pair_distances, threshold_of
 
@@ -105,11 +105,7 @@ def run(cfg: DictConfig) -> Cell:
     if not detectors:
         raise BenchError(f"no detector can run here: {unavailable}")
     rotations = [int(r) for r in opts["rotations"] or []]
-    # keyed by all that decides the stored faces: the detector, the turns and how they merge
-    caches = {name: DetectionCache(cache_dir(cfg.results_dir, "detections") /
-                                   detector_key({"detector": component_config("detector", name, cfg),
-                                                 "rotations": rotations, "merge_iou": float(opts["merge_iou"])}, det))
-              for name, det in detectors.items()}
+    caches = {name: turned_cache(cfg, name, det, rotations, float(opts["merge_iou"])) for name, det in detectors.items()}
 
     rows, found, missing, per_photo, photo_sha = [], [], [], {}, {}
     for photo in progress(readable, "leaks: detect faces", unit="photo"):
