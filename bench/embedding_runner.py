@@ -6,7 +6,7 @@ face from its photo with the table's landmarks at the recognizer's input size an
 then embed it. A face that cannot be embedded gets status "n/a: <reason>" (never a number);
 a recognizer without weights gets "n/a: weights not found at <paths>" on every row.
 Cache: <results_dir>/cache/embeddings/<recognizer>-<key>/<crop sha256>.npz, where key hashes
-the weights' sha256 and the recognizer's settings, so a rerun embeds only new crops.
+the weights' sha256, the recognizer's settings and its code, so a rerun embeds only new crops.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from bench.errors import BenchError, ImageLoadError, WeightsNotFound
 from bench.facetable import content_hash
 from bench.images import DEFAULT_MAX_PIXELS, load_photo
 from bench.progress import chunks, progress
+from bench.provenance import code_sha256
 from bench.recognizers import build_recognizer, recognizer_config
 from bench.recognizers.base import METRICS, Recognizer
 from bench.status import EMBEDDING_NOT_ALIGNED
@@ -216,10 +217,13 @@ def used_weights(recognizer: Recognizer) -> Path:
 
 
 def cache_folder(recognizer: Recognizer, cfg: DictConfig) -> Path:
-    """<results_dir>/cache/embeddings/<name>-<hash of weights sha256 and settings>."""
+    """<results_dir>/cache/embeddings/<name>-<hash of weights sha256, settings and code>: the
+    code is the recognizer's class's module and what it imports (bench.provenance.code_sha256),
+    so a changed preprocessing embeds again."""
     weights_sha = resultsio.file_sha256(str(used_weights(recognizer)))
     settings = {k: v for k, v in recognizer_config(recognizer.name, cfg).items() if k not in NOT_IN_KEY}
-    key = json.dumps({"weights": weights_sha, "settings": settings}, sort_keys=True, default=str)
+    key = json.dumps({"weights": weights_sha, "settings": settings, "code": code_sha256(type(recognizer).__module__)},
+                     sort_keys=True, default=str)
     return cache_dir(cfg.results_dir, "embeddings") / f"{recognizer.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 

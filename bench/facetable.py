@@ -83,10 +83,12 @@ def remove_stale_crops(crops_dir: Path, keep: set[str]) -> None:
 NOT_IN_KEY = ("model_paths", "landmarks_model", "threads")
 
 
-def detector_key(node, detector) -> str:
+def detector_key(node, detector, code: tuple[str, ...] = ()) -> str:
     """Cache folder name: the detector's name plus a hash of its settings (`node`: its config,
-    or a dict holding it, e.g. with the turns a cache covers) and of the sha256 of each of its
-    weight files present here.
+    or a dict holding it, e.g. with the turns a cache covers), of the sha256 of each of its
+    weight files present here and of its code (bench.provenance.code_sha256 of its class's
+    module, an ensemble's members' too, and of the modules named in `code`: what else
+    computes what the cache stores, e.g. the turning and merging of a turned detection).
 
     Two runs that compute the same detections share the folder: the same weights read from
     another path (BENCH_SHARED, a copy of ../shared) or a different `threads` give the same
@@ -94,9 +96,13 @@ def detector_key(node, detector) -> str:
     more faces once a member's weights do), gives a new one. Keys in NOT_IN_KEY are dropped
     at every depth (an ensemble's members too).
     """
+    from bench.provenance import code_sha256
+
     present = [resultsio.file_sha256(p) for p in detector.weights() if Path(p).is_file()]
     node = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-    settings = json.dumps([_without_locations(node), present], sort_keys=True, default=str)
+    members = getattr(detector, "members", None) or {}
+    source = code_sha256(type(detector).__module__, *(type(m).__module__ for m in members.values()), *code)
+    settings = json.dumps([_without_locations(node), present, source], sort_keys=True, default=str)
     return f"{detector.name}-{hashlib.sha256(settings.encode()).hexdigest()[:12]}"
 
 

@@ -98,13 +98,14 @@ def turned_cache(cfg, name: str, detector, rotations, merge_iou: float):
     """The DetectionCache of `detect_turned(detector, ..., rotations, merge_iou)` results per
     photo content (the anonymize audit's and the leak check's), under
     <results_dir>/cache/detections/: keyed by all that decides what it stores, the detector's
-    settings and weights, the turns and the IoU they are merged at."""
+    settings, weights and code, the turns and the IoU they are merged at."""
     from bench.facetable import DetectionCache, detector_key
     from bench.layout import cache_dir
     from bench.registry import component_config
 
     key = detector_key({"detector": component_config("detector", str(name), cfg),
-                        "rotations": [int(r) for r in rotations or []], "merge_iou": float(merge_iou)}, detector)
+                        "rotations": [int(r) for r in rotations or []], "merge_iou": float(merge_iou)}, detector,
+                       code=(__name__, "bench.detectors.ensemble"))  # detect_turned, merge_detections
     return DetectionCache(cache_dir(cfg.results_dir, "detections") / key)
 
 

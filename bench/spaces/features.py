@@ -39,6 +39,7 @@ from bench.errors import BenchError, ImageLoadError
 from bench.images import load_photo
 from bench.layout import cache_dir
 from bench.progress import chunks, progress
+from bench.provenance import code_sha256
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,8 @@ def _inception(faces, aligned, status, feats, table_dir, photo_root, cfg) -> Non
     except BenchError as err:
         status[rows] = f"n/a: {err}"
         return
-    cache = FeatureCache(cache_root(cfg) / settings_key("inception", {"weights": WEIGHTS_FILE, "size": weights.stat().st_size}))
+    cache = FeatureCache(cache_root(cfg) / settings_key("inception", {
+        "weights": WEIGHTS_FILE, "sha256": resultsio.file_sha256(weights), "code": code_sha256("bench.inception", __name__)}))
     todo = []
     for i in progress(rows, "inception: cache"):
         hit = cache.get(str(faces.crop_sha256.iat[i]))
@@ -255,8 +257,10 @@ def _agegender(faces, aligned, status, feats, table_dir, photo_root, cfg) -> Non
     except BenchError as err:
         status[rows] = f"n/a: {err}"
         return
-    cache = FeatureCache(cache_root(cfg) / settings_key("agegender", {"estimator": estimator.name,
-                                                                        "weights": [p.name for p in estimator.weights()]}))
+    cache = FeatureCache(cache_root(cfg) / settings_key("agegender", {
+        "estimator": estimator.name, "weights": [p.name for p in estimator.weights()],
+        "sha256": [resultsio.file_sha256(p) for p in estimator.weights() if Path(p).is_file()],
+        "code": code_sha256(type(estimator).__module__, __name__)}))
     photos = faces.photo.astype(str).to_numpy()
     by_photo: dict[str, list[int]] = {}  # one pass (a scan of every row per photo is quadratic)
     for i in rows:

@@ -48,7 +48,7 @@ from bench.anonymizer import build_fallback, cover_missed_face, replace_face, un
 from bench.generators.base import Generator
 from bench.images import load_photo
 from bench.progress import progress
-from bench.provenance import record
+from bench.provenance import code_sha256, record
 from bench.registry import DETECTORS, GENERATORS
 from bench.status import (
     LEFT_REAL, READABLE, PHOTO_ANONYMIZED, PHOTO_LEFT_REAL, PHOTO_NO_FACE, PHOTO_UNREADABLE, SWAPPED,
@@ -340,7 +340,8 @@ def redetect(cfg, cell: Cell, photo: str, group: pd.DataFrame, image: np.ndarray
 def photo_key(cfg, photo: str, group: pd.DataFrame, targets: pd.DataFrame, auditors=(), components=()) -> str:
     """Hash of everything that decides this photo's result: a changed input reruns it, and so
     do changed weights of `components` (the generator, fallback and detector; None skipped),
-    by their sha256, even at the same path."""
+    by their sha256, even at the same path, and changed code (this module's, the components'
+    and what they import: bench.provenance.code_sha256)."""
     mine = targets[targets.source_face.isin(group.face_id)]
     parts = [
         photo, group.drop(columns=["crop"], errors="ignore").to_json(orient="records"),
@@ -351,6 +352,7 @@ def photo_key(cfg, photo: str, group: pd.DataFrame, targets: pd.DataFrame, audit
         json.dumps(OmegaConf.to_container(cfg.faces, resolve=True), sort_keys=True),
         json.dumps([str(a.cache.folder.name) for a in auditors]), str(unchanged_max_diff(cfg)),
         json.dumps([weights_manifest(c) for c in components if c is not None]),
+        code_sha256(__name__, *(type(c).__module__ for c in components if c is not None)),
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 

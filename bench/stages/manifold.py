@@ -128,7 +128,8 @@ class PoolDetection:
 
 def detection_cache_dir(cfg: DictConfig, detector: Detector, how: PoolDetection) -> Path:
     """Pool detections depend on the upscaling and padding too: their own cache folder."""
-    return cache_dir(cfg.results_dir, "detections") / f"{detector_key(component_config('detector', detector.name, cfg), detector)}-{how.key()}"
+    key = detector_key(component_config("detector", detector.name, cfg), detector, code=(__name__,))  # pool_face
+    return cache_dir(cfg.results_dir, "detections") / f"{key}-{how.key()}"
 
 
 def pool_face(ref, detector: Detector, cache: DetectionCache, cfg: DictConfig, out: PoolOutputs, how: PoolDetection):
