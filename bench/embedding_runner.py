@@ -21,22 +21,52 @@ from omegaconf import DictConfig
 
 from bench import resultsio
 from bench.align import align_face
-from bench.embeddings import OK, na
+from bench.datasets import dataset_root
+from bench.embeddings import OK, na, write_embeddings
 from bench.errors import BenchError, ImageLoadError, WeightsNotFound
 from bench.facetable import content_hash
 from bench.images import DEFAULT_MAX_PIXELS, load_photo
 from bench.progress import chunks, progress
-from bench.provenance import code_sha256
-from bench.recognizers import build_recognizer, recognizer_config
+from bench.provenance import code_sha256, record
+from bench.recognizers import build_recognizer, recognizer_config, selected_recognizers
 from bench.recognizers.base import METRICS, Recognizer
 from bench.status import EMBEDDING_NOT_ALIGNED
-from bench.layout import cache_dir
+from bench.layout import DatasetLayout, cache_dir
 
 log = logging.getLogger(__name__)
 
 NOT_ALIGNED = EMBEDDING_NOT_ALIGNED
 # Settings that do not change an embedding, left out of the cache key.
 NOT_IN_KEY = ("thresholds", "threshold_source", "batch_size", "processes", "deepface_home", "model_paths")
+
+
+def embed_dataset(cfg: DictConfig) -> Path:
+    """Embeds every aligned face of cfg.dataset (its faces.parquet) with every recognizer in
+    cfg.recognizers: <dataset>/embeddings/<recognizer>.parquet (bench.embeddings: one row per
+    face, in faces.parquet order) and provenance.json; returns the folder. The embed stage's
+    work, here because the baseline stage embeds the identities set with it too.
+
+    Raises:
+        BenchError: no faces.parquet for cfg.dataset (the faces stage has not run).
+    """
+    layout = DatasetLayout.from_config(cfg)
+    faces_path, out = layout.faces, layout.embeddings
+    if not faces_path.is_file():
+        raise BenchError(f"{faces_path} not found: run `python -m bench faces dataset={cfg.dataset.name}` first")
+    faces = pd.read_parquet(faces_path)
+    photo_root = dataset_root(cfg.dataset)
+    summary = {}
+    for name in selected_recognizers(cfg):
+        recognizer = build_recognizer(name, cfg)
+        table = embed_with(recognizer, faces, photo_root, cfg)
+        write_embeddings(table, out / f"{name}.parquet")
+        summary[name] = describe(recognizer, table, cfg)
+        log.info("%s: %s", name, summary[name]["status"])
+    resultsio.write_json(record(
+        cfg, "embed", recognizers=summary,
+        faces={"path": str(faces_path), "sha256": resultsio.sha256_file(faces_path), "rows": len(faces)},
+    ), out / "provenance.json")
+    return out
 
 
 def embed_faces(faces: pd.DataFrame, photo_root: Path, recognizer_name: str, cfg: DictConfig) -> pd.DataFrame:

@@ -31,7 +31,7 @@ from omegaconf import DictConfig
 from bench import resultsio
 from bench.errors import BenchError, GateFailed
 from bench.layout import metrics_json
-from bench.stages.metrics import flatten
+from bench.resultsio import flatten
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from bench.errors import BenchError, DatasetNotFound
 
@@ -72,3 +72,16 @@ def face_identities(labels: pd.DataFrame, faces: pd.DataFrame) -> dict[str, str]
     chosen, _ = one_face_per_photo(labels, faces)
     chosen = chosen[chosen.face_id != ""]
     return dict(zip(chosen.face_id.astype(str), chosen.identity.astype(str)))
+
+
+def identities_config(cfg: DictConfig, labels: pd.DataFrame) -> DictConfig:
+    """`cfg` with the identities folder as its dataset (a folder dataset restricted to the
+    labelled photos), so that the faces and embed stages' work (bench.inventory.build,
+    bench.embedding_runner.embed_dataset) runs on it unchanged."""
+    derived = cfg.copy()
+    with open_dict(derived):
+        derived.dataset = OmegaConf.create({
+            "name": str(cfg.identities.name), "path": str(cfg.identities.path), "files": labels.path.tolist(),
+        })
+        derived.choices.dataset = "folder"
+    return derived

@@ -145,3 +145,16 @@ def write_figure(fig, path, dpi: int = 110) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format=fmt, metadata=metadata)
     return path
+
+
+def flatten(tree: dict, prefix: str = "", depth: int | None = None) -> dict[str, object]:
+    """{"a": {"b": 1}} -> {"a.b": 1}, as `dvc metrics show` names a nested key; with `depth`,
+    only that many levels are joined (the values below stay dicts)."""
+    out = {}
+    for key, value in tree.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and (depth is None or depth > 1):
+            out.update(flatten(value, name, None if depth is None else depth - 1))
+        else:
+            out[name] = value
+    return out

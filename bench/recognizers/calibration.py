@@ -45,8 +45,8 @@ def calibration_file(recognizer) -> str | None:
 
 def run(cfg: DictConfig) -> dict[str, Path]:
     """Calibrates every selected recognizer whose thresholds come from a calibration file."""
-    from bench.stages import faces
-    from bench.stages.baseline import identities_config, one_face_per_photo, read_labels
+    from bench import inventory
+    from bench.identities import identities_config, one_face_per_photo, read_labels
 
     chosen_one = cfg.get("choices", {}).get("recognizer")  # `recognizer=NAME` narrows it to one
     targets = {n: build_recognizer(n, cfg) for n in ([chosen_one] if chosen_one else selected_recognizers(cfg))}
@@ -57,7 +57,7 @@ def run(cfg: DictConfig) -> dict[str, Path]:
     labels_path = Path(str(cfg.identities.path)).expanduser() / str(cfg.identities.labels)
     labels = read_labels(labels_path)
     dataset_cfg = identities_config(cfg, labels)
-    faces_out = faces.run(dataset_cfg)
+    faces_out = inventory.build(dataset_cfg)  # the faces stage's work, on the identities set
     faces_table = pd.read_parquet(faces_out.faces)
     chosen, _ = one_face_per_photo(labels, faces_table)
     chosen = chosen[chosen.face_id != ""].reset_index(drop=True)

@@ -16,7 +16,8 @@ without ../shared) the stage still succeeds, so that `dvc repro` runs there: eve
 why it is empty. No number is made up.
 
 Reads:  <identities.path>/<identities.labels> (columns path,identity) and the photos it lists;
-        runs the faces and embed stages on them as dataset <identities.name>.
+        lists and embeds their faces as dataset <identities.name>, with the faces and embed
+        stages' work (bench.inventory.build, bench.embedding_runner.embed_dataset).
 Writes (bench.layout.BaselineOutputs, dvc.yaml stage `baseline`):
         <results_dir>/<identities.name>/                       the faces and embed stages' files
         <results_dir>/tables/baseline.csv, baseline.md        the table
@@ -34,13 +35,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig
 
-from bench import resultsio, verification
+from bench import inventory, resultsio, verification
+from bench.embedding_runner import embed_dataset
 from bench.embeddings import read_embeddings
-# Labels and the one-face-per-photo rule live in a library module (the attack stage and the
-# query stage's per-person draw use them too); re-exported here, this stage's public API.
-from bench.identities import LABEL_COLUMNS, missing_identities, one_face_per_photo, read_labels  # noqa: F401
+# Labels, the identities set as a dataset and the one-face-per-photo rule live in a library
+# module (the attack stage, the calibration and the query stage's per-person draw use them
+# too); re-exported here, this stage's public API.
+from bench.identities import (  # noqa: F401
+    LABEL_COLUMNS, identities_config, missing_identities, one_face_per_photo, read_labels,
+)
 from bench.layout import BaselineOutputs
 from bench.provenance import record
 from bench.recognizers import build_recognizer, selected_recognizers
@@ -61,10 +66,9 @@ def outputs(cfg: DictConfig) -> BaselineOutputs:
 
 
 def run(cfg: DictConfig) -> BaselineOutputs:
-    """Runs faces and embed on the identities folder, then writes the baseline table; without
-    the identities set, writes n/a rows (see the module docstring)."""
-    from bench.stages import embed, faces  # the stages this command chains, through their files
-
+    """Lists and embeds the identities folder's faces (as the faces and embed stages do), then
+    writes the baseline table; without the identities set, writes n/a rows (see the module
+    docstring)."""
     out = outputs(cfg)
     folder = Path(str(cfg.identities.path)).expanduser()
     labels_path = folder / str(cfg.identities.labels)
@@ -73,9 +77,9 @@ def run(cfg: DictConfig) -> BaselineOutputs:
         return write_unavailable(cfg, out, missing, labels_path)
     labels = read_labels(labels_path)
     dataset_cfg = identities_config(cfg, labels)
-    faces_out = faces.run(dataset_cfg)
+    faces_out = inventory.build(dataset_cfg)  # the faces stage's work, on the identities set
     chosen, failures = one_face_per_photo(labels, pd.read_parquet(faces_out.faces))
-    embed.run(dataset_cfg)
+    embed_dataset(dataset_cfg)  # the embed stage's
     embeddings_dir = faces_out.embeddings
 
     rows, curves = [], {}
@@ -136,18 +140,6 @@ def write_unavailable(cfg: DictConfig, out: BaselineOutputs, reason: str, labels
     log.warning("baseline: %s; wrote n/a rows -> %s", reason, out.csv)
     print(markdown)  # a benchmark prints its table, n/a rows included
     return out
-
-
-def identities_config(cfg: DictConfig, labels: pd.DataFrame) -> DictConfig:
-    """`cfg` with the identities folder as its dataset (a folder dataset restricted to the
-    labelled photos), so that the faces and embed stages run on it unchanged."""
-    derived = cfg.copy()
-    with open_dict(derived):
-        derived.dataset = OmegaConf.create({
-            "name": str(cfg.identities.name), "path": str(cfg.identities.path), "files": labels.path.tolist(),
-        })
-        derived.choices.dataset = "folder"
-    return derived
 
 
 def all_pairs(identities: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

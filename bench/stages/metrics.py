@@ -46,6 +46,8 @@ from bench.errors import BenchError
 from bench.layout import Cell, DatasetLayout, find_cells as layout_find_cells, metrics_json, quality_files, verification_dir, verification_provenance
 from bench.tablespec import TableSpec, table_specs
 from bench.status import READABLE
+# The dotted metric names (`dvc metrics show`'s) are the gate's too: a library function.
+from bench.resultsio import flatten
 
 log = logging.getLogger(__name__)
 
@@ -224,17 +226,4 @@ def nest(dataset: str, pool: str, entries: dict[tuple[str, str, str], dict]) -> 
     out: dict = {}
     for (generator, space, query), value in sorted(entries.items()):
         out.setdefault(dataset, {}).setdefault(pool, {}).setdefault(generator, {}).setdefault(space, {})[query] = value
-    return out
-
-
-def flatten(tree: dict, prefix: str = "", depth: int | None = None) -> dict[str, object]:
-    """{"a": {"b": 1}} -> {"a.b": 1}, as `dvc metrics show` names a nested key; with `depth`,
-    only that many levels are joined (the values below stay dicts)."""
-    out = {}
-    for key, value in tree.items():
-        name = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, dict) and (depth is None or depth > 1):
-            out.update(flatten(value, name, None if depth is None else depth - 1))
-        else:
-            out[name] = value
     return out
