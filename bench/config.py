@@ -4,6 +4,7 @@ command line's Hydra app (bench.cli) applies too."""
 from __future__ import annotations
 
 import importlib.util
+import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,6 +28,8 @@ def _package_data(package: str, relative: str = "") -> str:
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("pkg_data"):
         OmegaConf.register_new_resolver("pkg_data", _package_data)
+    if not OmegaConf.has_resolver("expanduser"):  # `~/x` as results_dir where Hydra reads it (its sweep folder)
+        OmegaConf.register_new_resolver("expanduser", lambda path: os.path.expanduser(str(path)))
 
 
 def load_config(overrides: list[str] | tuple[str, ...] = (), config_name: str = "config") -> DictConfig:
@@ -57,7 +60,8 @@ def job_config(cfg: DictConfig, choices) -> DictConfig:
     (`hydra.runtime.choices`): the same whether composed here or by `python -m bench`'s
     Hydra app (bench.cli), in this process or a launcher's worker.
 
-    Keeps which option each group resolved to (the file stem is the name in result files)
+    Expands `~` in results_dir (every output path is under it: bench.layout). Keeps which
+    option each group resolved to (the file stem is the name in result files)
     as `cfg.choices`, and drops Hydra's own node: results must not depend on Hydra's
     runtime details.
     """
@@ -65,6 +69,8 @@ def job_config(cfg: DictConfig, choices) -> DictConfig:
     with open_dict(cfg):
         cfg.pop("hydra", None)
         cfg.choices = choices
+        if cfg.get("results_dir") is not None:  # `results_dir=~/runs/x`: the home folder, as dataset.path
+            cfg.results_dir = os.path.expanduser(str(cfg.results_dir))
         if "pool" in cfg and cfg.pool.get("balanced"):
             # A balanced pool (bench.pools.balanced) is its own pool: its own results folder.
             from bench.pools.balanced import balanced_name

@@ -143,3 +143,25 @@ def test_a_photo_with_more_faces_than_the_pool_shares_targets_and_says_so(cfg_fa
     table = pd.DataFrame(rows)
     assert len(table) == 4 and not failures
     assert table.shared_in_photo.tolist() == [False, False, False, True]
+
+
+def test_a_results_dir_under_the_home_folder_is_expanded(tmp_path, monkeypatch):
+    """`results_dir='~/runs/x'` (quoted: Hydra's grammar) made a folder literally named `~` in the working directory
+    (dataset.path already expanded `~`); the sweep folder Hydra writes under it too."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    from bench.config import load_config, register_resolvers
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert load_config(["results_dir='~/runs/x'"]).results_dir == str(tmp_path / "home" / "runs" / "x")
+    register_resolvers()
+    sweep = OmegaConf.to_container(OmegaConf.load(Path(__file__).parents[1] / "conf" / "hydra" / "bench.yaml"))["sweep"]["dir"]
+    resolved = OmegaConf.create({"results_dir": "~/runs/x", "hydra": {"job": {"name": "faces"}}, "d": sweep}).d
+    assert resolved == str(tmp_path / "home" / "runs" / "x" / ".hydra" / "faces")
+    out = subprocess.run([sys.executable, "-m", "bench", "config", "results_dir='~/y'"], capture_output=True,
+                         text=True, cwd=tmp_path, env={**os.environ, "HOME": str(tmp_path / "home")}, check=True)
+    assert f"results_dir: {tmp_path / 'home' / 'y'}" in out.stdout
