@@ -80,3 +80,40 @@ def test_cell_paths_follow_the_config(tmp_path, dataset):
     # every file of a cell lies inside its folder: two cells never share a file
     for path in cell.anonymize_files() + cell.evaluate_files() + cell.leaks_files():
         assert cell.root in path.parents
+
+
+# The commands that chain stages through their entry functions and files, as `dvc repro`
+# does: they may import stages. bench.stages.attack runs the cell's chain for its derived
+# identities cells through bench.pipeline (its cells are not DVC stages of their own).
+CHAINS = {"bench/pipeline.py", "bench/cli.py", "bench/stages/attack.py"}
+
+
+def _imports_of(path: Path) -> set[str]:
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+    return names
+
+
+def test_no_stage_or_library_module_imports_a_stage():
+    """STYLE.md: stages talk only through files; code two stages share lives in a library
+    module (bench.inventory, bench.embedding_runner, bench.identities, ...). Function-level
+    imports count too. The benchmarks time stages and may run them."""
+    root = Path(__file__).parents[1]
+    offenders = {}
+    for path in sorted((root / "bench").rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel in CHAINS or rel.startswith("bench/benchmarks/"):
+            continue
+        own = "bench." + rel[len("bench/"):-len(".py")].replace("/", ".")
+        stages = {n for n in _imports_of(path) if n.startswith("bench.stages.") or n == "bench.stages"
+                  or n == "bench.pipeline"}
+        stages -= {own}
+        if stages:
+            offenders[rel] = sorted(stages)
+    assert not offenders, f"stages imported outside the chaining commands: {offenders}"
