@@ -4,14 +4,8 @@ The faces stage's work (bench/stages/faces.py is its entry), in a library module
 baseline stage and the threshold calibration build the identities set's inventory with it too
 (stages share code through library modules, never through each other).
 
-Writes (bench.layout.DatasetLayout):
-        <results_dir>/<dataset>/faces.parquet   one row per detected face
-        <results_dir>/<dataset>/photos.csv      one row per file (the data manifest)
-        <results_dir>/<dataset>/failures.csv    photo or face, stage, reason
-        <results_dir>/<dataset>/crops/<face_id>.png   aligned crops (ArcFace template)
-        <results_dir>/<dataset>/faces.provenance.json
-Detections are cached per photo content under <results_dir>/cache/detections/, so a rerun
-(or another dataset holding the same photo) resumes instead of detecting again.
+It writes the files of bench.layout.DatasetLayout that the faces stage's docstring lists;
+detections are cached per photo content (bench.detectors.memoize, bench.facetable.DetectionCache).
 """
 from __future__ import annotations
 
