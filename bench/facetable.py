@@ -87,8 +87,9 @@ def detector_key(node, detector, code: tuple[str, ...] = ()) -> str:
     """Cache folder name: the detector's name plus a hash of its settings (`node`: its config,
     or a dict holding it, e.g. with the turns a cache covers), of the sha256 of each of its
     weight files present here and of its code (bench.provenance.code_sha256 of its class's
-    module, an ensemble's members' too, and of the modules named in `code`: what else
-    computes what the cache stores, e.g. the turning and merging of a turned detection).
+    module, an ensemble's members' too, of bench.images, which decodes the photo files the
+    caches are keyed by, and of the modules named in `code`: what else computes what the
+    cache stores, e.g. the turning and merging of a turned detection).
 
     Two runs that compute the same detections share the folder: the same weights read from
     another path (BENCH_SHARED, a copy of ../shared) or a different `threads` give the same
@@ -101,7 +102,10 @@ def detector_key(node, detector, code: tuple[str, ...] = ()) -> str:
     present = [resultsio.file_sha256(p) for p in detector.weights() if Path(p).is_file()]
     node = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
     members = getattr(detector, "members", None) or {}
-    source = code_sha256(type(detector).__module__, *(type(m).__module__ for m in members.values()), *code)
+    # bench.images too: most detection caches are keyed by the photo file's sha256, and what
+    # the detector sees of that file is load_photo's decoding (EXIF turn, modes, size cap)
+    source = code_sha256(type(detector).__module__, *(type(m).__module__ for m in members.values()),
+                         "bench.images", *code)
     settings = json.dumps([_without_locations(node), present, source], sort_keys=True, default=str)
     return f"{detector.name}-{hashlib.sha256(settings.encode()).hexdigest()[:12]}"
 

@@ -102,5 +102,12 @@ def test_the_cache_keys_and_resume_key_change_with_the_code(cfg_factory, tmp_pat
                         lambda path: hashed(path) + ("edited" if path.endswith("base.py") else ""))
     assert detector_key(node, detector) != keys[0]  # bench/detectors/base.py
     assert cache_folder(recognizer, cfg) != keys[1]  # bench/recognizers/base.py
+    monkeypatch.setattr(bench.provenance, "_source_sha256",
+                        lambda path: hashed(path) + ("edited" if path.endswith("images.py") else ""))
+    # the photo decoding: the faces stage's, the platform's and the turned caches are keyed
+    # by the photo file's sha256, so a fixed decoder must detect again
+    assert detector_key(node, detector) != keys[0]
+    monkeypatch.setattr(bench.provenance, "_source_sha256",
+                        lambda path: hashed(path) + ("edited" if path.endswith("base.py") else ""))
     # an anonymized photo's resume record (bench/generators/base.py, bench/detectors/base.py)
     assert photo_key(cfg, "p.jpg", group, targets) != keys[2]
