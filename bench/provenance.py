@@ -89,27 +89,22 @@ def _import_closure(module: str) -> set[tuple[str, str]]:
 
 
 def _source_path(module: str) -> str | None:
-    """The .py file of a dotted module name, looked up in its top-level package's folder
+    """The .py file of a dotted module name, looked up from its top-level package's spec
     (nothing is imported); None for a name that is not a module there (a class, a function)."""
-    if "." not in module:
-        spec = importlib.util.find_spec(module)
-        origin = spec.origin if spec is not None else None
-        return origin if origin and origin.endswith(".py") else None
-    top = _package_folder(module.split(".")[0])
-    if top is None:
+    spec = importlib.util.find_spec(module.split(".")[0])
+    origin = Path(spec.origin) if spec is not None and spec.origin else None
+    if origin is None or origin.suffix != ".py":
         return None
-    folder = top.joinpath(*module.split(".")[1:])
+    parts = module.split(".")[1:]
+    if not parts:
+        return str(origin)
+    if origin.name != "__init__.py":  # a plain module has no submodules
+        return None
+    folder = origin.parent.joinpath(*parts)
     for path in (folder / "__init__.py", folder.with_suffix(".py")):
         if path.is_file():
             return str(path)
     return None
-
-
-def _package_folder(package: str) -> Path | None:
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0])
 
 
 @functools.lru_cache(maxsize=1024)
