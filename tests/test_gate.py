@@ -186,6 +186,10 @@ def lose_face(m):
     m[f"{CELL}.unaccounted_faces"] = 1
 
 
+def leak_more(m):
+    m[f"{CELL}.leaks.leaking_faces"] += 1
+
+
 def lower_psnr(m):
     m[f"{QUALITY}.psnr"] = 20.0
 
@@ -203,6 +207,7 @@ def drop_ssim(m):
     (turn_na, TOY, "now n/a: had a value in the baseline"),
     (leave_real, f"{CELL}.left_real", "above: at most this, whatever the baseline"),
     (lose_face, f"{CELL}.unaccounted_faces", "above: at most this, whatever the baseline"),
+    (leak_more, f"{CELL}.leaks.leaking_faces", "rose by more than the tolerance (lower is better)"),
     (lower_psnr, f"{QUALITY}.psnr", "fell by more than the tolerance (higher is better)"),
     (raise_rmse, f"{QUALITY}.rmse", "rose by more than the tolerance (lower is better)"),
     (drop_ssim, f"{QUALITY}.ssim", "missing: in the baseline, not in metrics.json"),
