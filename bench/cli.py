@@ -165,7 +165,12 @@ class Task:
 
         reuse_components()  # each model loads once in this process (main turns it off again)
         try:
-            cfg = job_config(cfg, HydraConfig.get().runtime.choices)
+            hydra = HydraConfig.get()
+            cfg = job_config(cfg, hydra.runtime.choices)
+            if hydra.mode == RunMode.MULTIRUN and self.module is not None:
+                from bench.sweeps import claim_outputs
+
+                claim_outputs(cfg, self.command, hydra.job.num, list(hydra.overrides.task))
             if self.module is None:
                 print(OmegaConf.to_yaml(cfg, resolve=True))
             else:

@@ -47,6 +47,32 @@ def cache_dir(results_dir: Path | str, kind: str) -> Path:
     return Path(results_dir) / "cache" / kind
 
 
+# Config values that name output paths, beside results_dir: (config key, group whose choice it
+# is or None). Two runs of one command that agree on all of them write the same files, whatever
+# else differs (detector, seed, thresholds); bench.sweeps refuses such twins within one sweep.
+PATH_KEYS = (
+    ("dataset.name", None), ("pool.name", None), ("identities.name", None),
+    ("generator", "generator"), ("metric", "metric"), ("query", "query"),  # a cell (Cell)
+    ("attack.subjects", None),                        # the attacked dataset (AttackOutputs)
+    ("pipeline.cells", None),                         # the cells `run` runs (an experiment's list)
+    ("access", "access"), ("photo", None), ("viewer", None),  # `view` (PlatformLayout.view)
+    ("recognizer", "recognizer"), ("calibrate.out_dir", None),  # `calibrate`'s file
+)
+
+
+def output_slot(cfg: DictConfig) -> dict[str, object]:
+    """The values that choose where a command run on `cfg` writes: the absolute results_dir
+    and PATH_KEYS (a group's choice from `cfg.choices`, else the value; None when unset)."""
+    from omegaconf import OmegaConf
+
+    slot: dict[str, object] = {"results_dir": str(Path(str(cfg.results_dir)).expanduser().resolve())}
+    choices = cfg.get("choices") or {}
+    for key, group in PATH_KEYS:
+        value = choices.get(group) if group else OmegaConf.select(cfg, key, default=None)
+        slot[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+    return slot
+
+
 # ---- a dataset's files ---------------------------------------------------------------------
 
 @dataclass(frozen=True)

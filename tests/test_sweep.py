@@ -154,3 +154,47 @@ def test_one_command_loads_each_model_once_and_a_sweep_shares_them_between_cells
     loaded.clear()
     build = bench.registry.DETECTORS.build
     assert build("dlib_hog") is not build("dlib_hog")  # called from Python: no sharing
+
+
+# ---- one job per set of output files (bench.sweeps) -------------------------------------------
+
+def test_a_sweep_whose_jobs_would_write_the_same_files_runs_the_first_and_refuses_the_second(tmp_path, caplog):
+    """Output paths do not name the detector: the second job would overwrite the first's
+    inventory. It fails naming both jobs; the first job's files stay; the same sweep again
+    (claims are per sweep) behaves alike, and one results_dir per job runs both."""
+    shared = tmp_path / "shared"
+    sweep = ["faces", "-m", "detector=dlib_hog,centerface", f"results_dir={shared}"]
+    for _ in range(2):
+        caplog.clear()
+        assert main(sweep) == 2
+        errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert len(errors) == 1
+        assert "#0 (detector=dlib_hog" in errors[0] and "#1 (detector=centerface" in errors[0]
+        assert "not detector," in errors[0]
+        found_by = pd.read_parquet(shared / "sample" / "faces.parquet").found_by
+        assert set(found_by) == {"dlib_hog"}  # the first job's inventory, not overwritten
+    apart = tmp_path / "apart"
+    assert main(["faces", "-m", "detector=dlib_hog", f"results_dir={apart}/a,{apart}/b"]) == 0
+    assert (apart / "a" / "sample" / "faces.parquet").is_file() and (apart / "b" / "sample" / "faces.parquet").is_file()
+
+
+def test_a_job_may_claim_its_own_slot_again_and_other_slots_are_free(tmp_path, cfg_factory):
+    from bench.errors import BenchError
+    from bench.layout import output_slot
+    from bench.sweeps import claim_outputs
+
+    claims = tmp_path / "claims"
+    cfg = cfg_factory("detector=dlib_hog")
+    claim_outputs(cfg, "faces", 0, ["detector=dlib_hog"], claims)
+    claim_outputs(cfg, "faces", 0, ["detector=dlib_hog"], claims)  # a requeued job
+    claim_outputs(cfg, "anonymize", 1, ["detector=mtcnn"], claims)  # another command's files
+    claim_outputs(cfg_factory("query=furthest"), "anonymize", 2, ["query=furthest"], claims)  # another cell
+    with pytest.raises(BenchError, match="#1 .* and #3 "):
+        claim_outputs(cfg_factory("detector=mtcnn"), "anonymize", 3, ["detector=mtcnn"], claims)
+    claim_outputs(cfg, "faces", 0, [], None)  # outside a sweep: nothing to claim
+    # what names a path changes the slot; what does not, does not
+    base = output_slot(cfg)
+    assert output_slot(cfg_factory("detector=mtcnn", "seed=5")) == base
+    for override in ("query=furthest", "generator=blur", "metric=ssim", "dataset=devset", "pool=devpool",
+                     "results_dir=elsewhere", "+experiment=table1", "recognizer=dlib", "viewer=u1"):
+        assert output_slot(cfg_factory(override)) != base, override
