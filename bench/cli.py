@@ -165,12 +165,7 @@ class Task:
 
         reuse_components()  # each model loads once in this process (main turns it off again)
         try:
-            hydra = HydraConfig.get()
-            cfg = job_config(cfg, hydra.runtime.choices)
-            if hydra.mode == RunMode.MULTIRUN and self.module is not None:
-                from bench.sweeps import claim_outputs
-
-                claim_outputs(cfg, self.command, hydra.job.num, list(hydra.overrides.task))
+            cfg = job_config(cfg, HydraConfig.get().runtime.choices)
             if self.module is None:
                 print(OmegaConf.to_yaml(cfg, resolve=True))
             else:
@@ -201,6 +196,10 @@ def hydra_app(task: Task, hydra_argv: list[str]) -> None:
     args = parser.parse_args(hydra_argv)
     # hydra.job.name names the run and sweep folders and a cluster's jobs (conf/hydra/bench.yaml).
     args.overrides = [f"hydra.job.name={task.command}", *args.overrides]
+    if args.multirun and not (args.cfg or args.info or args.help):
+        from bench.sweeps import check_sweep
+
+        check_sweep(task.command, task.entry, args.overrides)  # no two jobs write the same files
     with _environ(HYDRA_FULL_ERROR="1"):
         _run_hydra(args=args, args_parser=parser, task_function=task,
                    config_path=str(CONF_DIR), config_name="config")

@@ -47,30 +47,60 @@ def cache_dir(results_dir: Path | str, kind: str) -> Path:
     return Path(results_dir) / "cache" / kind
 
 
-# Config values that name output paths, beside results_dir: (config key, group whose choice it
-# is or None). Two runs of one command that agree on all of them write the same files, whatever
-# else differs (detector, seed, thresholds); bench.sweeps refuses such twins within one sweep.
-PATH_KEYS = (
-    ("dataset.name", None), ("pool.name", None), ("identities.name", None),
-    ("generator", "generator"), ("metric", "metric"), ("query", "query"),  # a cell (Cell)
-    ("attack.subjects", None),                        # the attacked dataset (AttackOutputs)
-    ("pipeline.cells", None),                         # the cells `run` runs (an experiment's list)
-    ("access", "access"), ("photo", None), ("viewer", None),  # `view` (PlatformLayout.view)
-    ("recognizer", "recognizer"), ("calibrate.out_dir", None),  # `calibrate`'s file
-)
+# What each command's output paths are named by, beside results_dir (config keys; a group's
+# choice for metric, query, generator, access, recognizer): two runs of a command that agree on
+# these write the same files, whatever else differs (detector, seed, thresholds, recognizers).
+# bench.sweeps refuses a sweep with such twins. A command not listed is named by results_dir
+# alone (metrics, paper, report, platform, recall, weights); `config` and `check` without
+# --update write nothing; `check --update` writes gate.baseline and `calibrate` its
+# calibration files, wherever results_dir is.
+_CELL = ("dataset.name", "pool.name", "generator", "metric", "query")
+COMMAND_PATH_KEYS: dict[str, tuple[str, ...]] = {
+    "faces": ("dataset.name",),
+    "embed": ("dataset.name", "recognizers"),  # one file per recognizer
+    "pool": ("pool.name",),
+    "manifold": ("pool.name",),
+    "query": ("dataset.name", "pool.name", "metric", "query"),
+    "anonymize": _CELL, "evaluate": _CELL, "leaks": _CELL,
+    "quality": ("dataset.name", "pool.name", "metric", "query"),
+    "tables": ("dataset.name", "pool.name"),
+    "figures": ("dataset.name", "pool.name"),
+    "run": (*_CELL, "pipeline.cells"),  # the cell of the command, or an experiment's cells
+    "baseline": ("identities.name",),
+    "view": ("access", "photo", "viewer"),
+    "perf": ("dataset.name", "pool.name", "perf"), "perf-profile": ("dataset.name", "pool.name", "perf"),
+    "perf-naive": ("dataset.name", "pool.name", "perf"), "perf-query": ("perf",),  # reports keep one entry per label
+}
+_CHOICE_KEYS = ("generator", "metric", "query", "access", "recognizer")
 
 
-def output_slot(cfg: DictConfig) -> dict[str, object]:
-    """The values that choose where a command run on `cfg` writes: the absolute results_dir
-    and PATH_KEYS (a group's choice from `cfg.choices`, else the value; None when unset)."""
+def command_outputs(cfg: DictConfig, command: str, entry: str = "run") -> dict[str, object] | None:
+    """What `python -m bench <command>` run on `cfg` (its entry function `entry`) writes, as
+    comparable values: the absolute results_dir and COMMAND_PATH_KEYS' values (the attack: its
+    folder). Equal values = the same files. None: the command writes nothing."""
     from omegaconf import OmegaConf
 
-    slot: dict[str, object] = {"results_dir": str(Path(str(cfg.results_dir)).expanduser().resolve())}
-    choices = cfg.get("choices") or {}
-    for key, group in PATH_KEYS:
-        value = choices.get(group) if group else OmegaConf.select(cfg, key, default=None)
-        slot[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-    return slot
+    def value(key: str):
+        found = (cfg.get("choices") or {}).get(key) if key in _CHOICE_KEYS else OmegaConf.select(cfg, key, default=None)
+        return OmegaConf.to_container(found, resolve=True) if OmegaConf.is_config(found) else found
+
+    def absolute(path) -> str:
+        return str(Path(str(path)).expanduser().resolve())
+
+    if command == "config" or (command == "check" and entry != "update"):
+        return None
+    if command == "check":
+        return {"gate.baseline": absolute(cfg.gate.baseline)}
+    if command == "calibrate":  # conf/calibration/<file> of each recognizer calibrated
+        out_dir = value("calibrate.out_dir")
+        return {"calibrate.out_dir": absolute(out_dir) if out_dir else None,
+                "recognizer": value("recognizer"), "recognizers": value("recognizers")}
+    outputs: dict[str, object] = {"results_dir": absolute(cfg.results_dir)}
+    if command == "attack":
+        outputs["attack"] = absolute(AttackOutputs.from_config(cfg).root)
+    for key in COMMAND_PATH_KEYS.get(command, ()):
+        outputs[key] = value(key)
+    return outputs
 
 
 # ---- a dataset's files ---------------------------------------------------------------------

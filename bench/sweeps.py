@@ -1,89 +1,90 @@
-"""One job per set of output files in a sweep: `python -m bench CMD -m ...` refuses a job that
-would overwrite the files another job of the same sweep writes.
+"""One job per set of output files: `python -m bench COMMAND -m ...` refuses, before any job
+runs, a sweep in which two jobs would write the same files.
 
 Result paths name the dataset, pool, generator, query space and strategy (bench.layout), not
 the detector, the seed or a threshold. So a sweep over `detector=mtcnn,scrfd` or `seed=0,1`
 into one results_dir used to write every job to the same folder: the last job won and the
-others' results were lost without a word. Now each job of a multirun claims its output slot
-(`bench.layout.output_slot`) in the sweep's claims folder before it runs; a job whose slot
-another job of the sweep holds fails with an error that names both jobs' overrides, and the
-other jobs run. Works with any launcher whose jobs see the sweep folder (the basic launcher,
-joblib, submitit), as the results themselves must.
+others' results were lost without a word (under a parallel launcher, whichever finished last).
 
-The claims folder, <sweep dir>/claims, is emptied when the sweep starts by the Hydra callback
-`SweepClaims` (conf/hydra/bench.yaml `hydra.callbacks`), which names it to the jobs in the
-environment (CLAIMS_ENV): jobs launched in other processes inherit it.
+The jobs are the ones Hydra's basic sweeper runs: its own expansion of the command line
+(`BasicSweeper.split_arguments`: every combination of comma-separated values, `range()`,
+`glob()`), each composed as the job will be (bench.config.load_config), and compared by
+what its command writes (`bench.layout.command_outputs`). Another sweeper (`hydra/sweeper=…`)
+picks its jobs as it runs: its sweeps are not checked, and a warning says so.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import tempfile
-from pathlib import Path
-from typing import Any
+import logging
+from collections import defaultdict
 
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
-
+from bench.config import CONF_DIR, load_config
 from bench.errors import BenchError
-from bench.layout import output_slot
+from bench.layout import command_outputs
 
-CLAIMS_ENV = "BENCH_SWEEP_CLAIMS"
-
-
-class SweepClaims(Callback):
-    """Hydra callback: an empty claims folder for each multirun, named in CLAIMS_ENV while it runs."""
-
-    def __init__(self) -> None:
-        self._before: str | None = None
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        folder = Path(str(config.hydra.sweep.dir)).expanduser().resolve() / "claims"
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True, exist_ok=True)
-        self._before = os.environ.get(CLAIMS_ENV)
-        os.environ[CLAIMS_ENV] = str(folder)
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if self._before is None:
-            os.environ.pop(CLAIMS_ENV, None)
-        else:
-            os.environ[CLAIMS_ENV] = self._before
+log = logging.getLogger(__name__)
 
 
-def claim_outputs(cfg: DictConfig, command: str, job: int, overrides: list[str],
-                  folder: str | os.PathLike | None = None) -> None:
-    """Claims the output slot of job number `job` (its `overrides`) of the running sweep for
-    `command`; nothing outside a sweep (`folder` None and CLAIMS_ENV unset).
+def sweep_jobs(overrides: list[str]) -> list[list[str]] | None:
+    """The override list of each job of the sweep on `overrides` (Hydra's command line, less
+    flags), in the basic sweeper's order (= Hydra's job numbers); None when another sweeper runs it."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(CONF_DIR)))
+    parsed = OverridesParser.create(config_loader=loader).parse_overrides(list(overrides))
+    if any(o.key_or_group in ("hydra/sweeper", "hydra.sweeper") or o.key_or_group.startswith("hydra.sweeper.")
+           for o in parsed):
+        return None
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def check_sweep(command: str, entry: str, overrides: list[str]) -> None:
+    """Refuses the sweep of `command` (entry function `entry`) on `overrides` when two of its
+    jobs would write the same files.
 
     Raises:
-        BenchError: another job of this sweep holds the slot: both would write the same files.
+        BenchError: naming every group of such jobs (number and the swept values), before
+            anything runs.
     """
-    folder = folder or os.environ.get(CLAIMS_ENV)
-    if not folder:
+    jobs = sweep_jobs(overrides)
+    if jobs is None:
+        log.warning("%s: another sweeper than Hydra's basic one: not checked that the jobs write "
+                    "different files (bench.sweeps)", command)
         return
-    slot = output_slot(cfg)
-    key = hashlib.sha256(json.dumps({"command": command, **slot}, sort_keys=True, default=str).encode()).hexdigest()
-    claim = Path(folder) / f"{command}-{key[:20]}.json"
-    mine = {"job": int(job), "overrides": [str(o) for o in overrides], "slot": slot}
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as tmp:
-        json.dump(mine, tmp, default=str)
-    try:
-        os.link(tmp.name, claim)  # atomic, and fails if the claim exists: first job wins
+    if len(jobs) < 2:
         return
-    except FileExistsError:
-        holder = json.loads(claim.read_text())
-    finally:
-        os.unlink(tmp.name)
-    if holder["job"] == mine["job"]:  # the same job again (a requeued cluster job)
+    swept = {key for key, n in _counts(jobs).items() if n > 1}
+    groups: dict[str, list[int]] = defaultdict(list)
+    for number, job in enumerate(jobs):
+        outputs = command_outputs(load_config(job), command, entry)
+        if outputs is not None:
+            groups[json.dumps(outputs, sort_keys=True, default=str)].append(number)
+    clashes = [numbers for numbers in groups.values() if len(numbers) > 1]
+    if not clashes:
         return
-    differ = sorted({o.split("=", 1)[0].lstrip("+~") for o in set(mine["overrides"]) ^ set(holder["overrides"])})
+
+    def shown(number: int) -> str:
+        values = [o for o in jobs[number] if o.split("=", 1)[0] in swept]
+        return f"#{number} ({' '.join(values)})"
+
+    where = json.loads(next(k for k, v in groups.items() if v == clashes[0]))
+    lines = "; ".join(", ".join(shown(n) for n in numbers) for numbers in clashes)
     raise BenchError(
-        f"jobs #{holder['job']} ({' '.join(holder['overrides'])}) and #{mine['job']} ({' '.join(mine['overrides'])}) "
-        f"of this sweep would write the same files under {slot['results_dir']}: output paths name the dataset, "
-        f"pool, generator, metric and query, not {', '.join(differ) or 'these overrides'}, so this job would "
-        f"overwrite the other's results; it did not run. Give each job its own results_dir (one sweep per value "
-        f"with results_dir=results/<value>, or interpolate a plain key, e.g. results_dir='results/seed${{seed}}')")
+        f"these jobs of the sweep would write the same files: {lines}. `{command}` names its outputs by "
+        f"{', '.join(where)} only ({', '.join(f'{k}={v}' for k, v in where.items())}), so each job would "
+        f"overwrite the other's results. Nothing ran. Give each job its own results_dir: one run or sweep per "
+        f"value with results_dir=results/<value>, or interpolate a plain key, e.g. "
+        f"\"results_dir='results/seed${{seed}}'\"")
+
+
+def _counts(jobs: list[list[str]]) -> dict[str, int]:
+    """Number of distinct values each override key takes over the jobs."""
+    values: dict[str, set[str]] = defaultdict(set)
+    for job in jobs:
+        for override in job:
+            key, _, value = override.partition("=")
+            values[key].add(value)
+    return {k: len(v) for k, v in values.items()}

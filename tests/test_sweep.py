@@ -158,43 +158,60 @@ def test_one_command_loads_each_model_once_and_a_sweep_shares_them_between_cells
 
 # ---- one job per set of output files (bench.sweeps) -------------------------------------------
 
-def test_a_sweep_whose_jobs_would_write_the_same_files_runs_the_first_and_refuses_the_second(tmp_path, caplog):
-    """Output paths do not name the detector: the second job would overwrite the first's
-    inventory. It fails naming both jobs; the first job's files stay; the same sweep again
-    (claims are per sweep) behaves alike, and one results_dir per job runs both."""
-    shared = tmp_path / "shared"
-    sweep = ["faces", "-m", "detector=dlib_hog,centerface", f"results_dir={shared}"]
-    for _ in range(2):
-        caplog.clear()
-        assert main(sweep) == 2
-        errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-        assert len(errors) == 1
-        assert "#0 (detector=dlib_hog" in errors[0] and "#1 (detector=centerface" in errors[0]
-        assert "not detector," in errors[0]
-        found_by = pd.read_parquet(shared / "sample" / "faces.parquet").found_by
-        assert set(found_by) == {"dlib_hog"}  # the first job's inventory, not overwritten
+@pytest.mark.parametrize("launcher", [[], LAUNCHERS["joblib"]], ids=["basic", "joblib"])
+def test_a_sweep_whose_jobs_would_write_the_same_files_is_refused_before_any_job_runs(tmp_path, caplog, launcher):
+    """Output paths do not name the detector: the jobs would overwrite each other's inventory
+    (under joblib, whichever finished last would win). Every clashing group is named; nothing runs."""
+    results = tmp_path / "results"
+    sweep = ["faces", "-m", "detector=dlib_hog,centerface,mtcnn", "query=furthest,random_furthest",
+             f"results_dir={results}", *launcher]
+    assert main(sweep) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1
+    assert "#0 (detector=dlib_hog query=furthest), #1 (detector=dlib_hog query=random_furthest), " \
+           "#2 (detector=centerface query=furthest)" in errors[0]
+    assert "Nothing ran" in errors[0] and "`faces` names its outputs by dataset.name, results_dir only" in errors[0]
+    assert not results.exists()
+
+
+def test_sweeps_whose_jobs_write_apart_run(tmp_path):
     apart = tmp_path / "apart"
     assert main(["faces", "-m", "detector=dlib_hog", f"results_dir={apart}/a,{apart}/b"]) == 0
-    assert (apart / "a" / "sample" / "faces.parquet").is_file() and (apart / "b" / "sample" / "faces.parquet").is_file()
+    assert main(["faces", "-m", "seed=1,2", "detector=dlib_hog", f"results_dir='{apart}/seed${{seed}}'"]) == 0
+    for name in ("a", "b", "seed1", "seed2"):
+        assert (apart / name / "sample" / "faces.parquet").is_file(), name
 
 
-def test_a_job_may_claim_its_own_slot_again_and_other_slots_are_free(tmp_path, cfg_factory):
+def test_what_names_a_commands_outputs(tmp_path, cfg_factory):
     from bench.errors import BenchError
-    from bench.layout import output_slot
-    from bench.sweeps import claim_outputs
+    from bench.layout import command_outputs
+    from bench.sweeps import check_sweep
 
-    claims = tmp_path / "claims"
-    cfg = cfg_factory("detector=dlib_hog")
-    claim_outputs(cfg, "faces", 0, ["detector=dlib_hog"], claims)
-    claim_outputs(cfg, "faces", 0, ["detector=dlib_hog"], claims)  # a requeued job
-    claim_outputs(cfg, "anonymize", 1, ["detector=mtcnn"], claims)  # another command's files
-    claim_outputs(cfg_factory("query=furthest"), "anonymize", 2, ["query=furthest"], claims)  # another cell
-    with pytest.raises(BenchError, match="#1 .* and #3 "):
-        claim_outputs(cfg_factory("detector=mtcnn"), "anonymize", 3, ["detector=mtcnn"], claims)
-    claim_outputs(cfg, "faces", 0, [], None)  # outside a sweep: nothing to claim
-    # what names a path changes the slot; what does not, does not
-    base = output_slot(cfg)
-    assert output_slot(cfg_factory("detector=mtcnn", "seed=5")) == base
+    base = cfg_factory()
+    for command in ("faces", "anonymize", "run", "tables", "paper", "attack", "calibrate", "view"):
+        assert command_outputs(cfg_factory("detector=mtcnn", "seed=5", "anonymize.audit_rotations=[]"), command) \
+            == command_outputs(base, command), command
     for override in ("query=furthest", "generator=blur", "metric=ssim", "dataset=devset", "pool=devpool",
-                     "results_dir=elsewhere", "+experiment=table1", "recognizer=dlib", "viewer=u1"):
-        assert output_slot(cfg_factory(override)) != base, override
+                     "results_dir=elsewhere", "+experiment=table1"):
+        assert command_outputs(cfg_factory(override), "run") != command_outputs(base, "run"), override
+    assert command_outputs(cfg_factory("query=furthest"), "tables") == command_outputs(base, "tables")
+    assert command_outputs(cfg_factory("dataset=devset"), "paper") == command_outputs(base, "paper")
+    # relative and absolute spellings of one folder are the same outputs
+    assert command_outputs(cfg_factory(f"results_dir={tmp_path / 'results'}"), "faces") == command_outputs(base, "faces")
+    # files outside results_dir: the calibration's and the gate's baseline
+    assert command_outputs(cfg_factory("results_dir=elsewhere"), "calibrate") == command_outputs(base, "calibrate")
+    assert command_outputs(cfg_factory("recognizer=mobilefacenet"), "calibrate") != command_outputs(base, "calibrate")
+    assert command_outputs(base, "check") is None and command_outputs(base, "config") is None
+    assert command_outputs(base, "check", "update") == {"gate.baseline": str(Path(base.gate.baseline).resolve())}
+    # the attack on the identities set does not name the cell's dataset
+    assert command_outputs(cfg_factory("dataset=devset"), "attack") == command_outputs(base, "attack")
+    # sweeps checked without running: refused, allowed
+    results = f"results_dir={tmp_path / 'r'}"
+    with pytest.raises(BenchError, match="#0 \\(dataset=sample\\), #1 \\(dataset=devset\\)"):
+        check_sweep("paper", "run", ["dataset=sample,devset", results])
+    with pytest.raises(BenchError, match="#0 .*, #1 "):
+        check_sweep("calibrate", "run", ["recognizer=arcface_mbf", "results_dir=a,b"])
+    check_sweep("calibrate", "run", ["recognizer=arcface_mbf,mobilefacenet", results])
+    check_sweep("check", "run", ["gate.tolerances=a.yaml,b.yaml", results])  # writes nothing
+    check_sweep("run", "run", ["+experiment=table1,table2", results])
+    check_sweep("view", "run", ["access=rules", "photo=t1.jpg", "viewer=u1,u2", results])
