@@ -196,10 +196,11 @@ def hydra_app(task: Task, hydra_argv: list[str]) -> None:
     args = parser.parse_args(hydra_argv)
     # hydra.job.name names the run and sweep folders and a cluster's jobs (conf/hydra/bench.yaml).
     args.overrides = [f"hydra.job.name={task.command}", *args.overrides]
-    if args.multirun and not (args.cfg or args.info or args.help):
-        from bench.sweeps import check_sweep
+    if not (args.cfg or args.info or args.help or args.hydra_help or args.shell_completion):
+        from bench.sweeps import check_sweep, is_sweep
 
-        check_sweep(task.command, task.entry, args.overrides)  # no two jobs write the same files
+        if is_sweep(args.multirun, args.overrides):
+            check_sweep(task.command, task.entry, args.overrides)  # no two jobs write the same file
     with _environ(HYDRA_FULL_ERROR="1"):
         _run_hydra(args=args, args_parser=parser, task_function=task,
                    config_path=str(CONF_DIR), config_name="config")

@@ -3,6 +3,7 @@
 command line's Hydra app (bench.cli) applies too."""
 from __future__ import annotations
 
+import copy
 import importlib.util
 import os
 from contextlib import contextmanager
@@ -11,6 +12,8 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
+
+from bench.errors import BenchError, UnknownComponent
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -91,3 +94,56 @@ def load_group_config(group: str, name: str, overrides: list[str] | tuple[str, .
     node = cfg[group]
     OmegaConf.resolve(cfg)
     return node
+
+
+# ---- the cells of one command (`pipeline.cells`: an experiment's list) ------------------------
+
+def with_choice(cfg: DictConfig, group: str, name: str) -> DictConfig:
+    """A copy of `cfg` with conf/<group>/<name>.yaml as its `group` (interpolated against the
+    copy, so `${identities.path}` and the like resolve) and `choices.<group>` = name.
+
+    Raises:
+        UnknownComponent: conf/<group>/ has no `name`.
+    """
+    if str(name) not in group_options(group):
+        raise UnknownComponent(f"no {group} {name!r} in conf/{group}/ (known: {', '.join(group_options(group))})")
+    one = copy.deepcopy(cfg)
+    with open_dict(one):
+        one[group] = OmegaConf.load(CONF_DIR / group / f"{name}.yaml")
+        one.choices[group] = str(name)
+    return one
+
+
+CELL_GROUPS = ("metric", "query", "generator")
+
+
+def cell_configs(cfg: DictConfig) -> list[DictConfig]:
+    """One config per entry of `pipeline.cells`: `cfg` with that entry's metric, query and
+    generator (conf/<group>/<name>.yaml, interpolated against `cfg`); [cfg] when it is null.
+
+    Raises:
+        BenchError: an entry has a key other than metric, query, generator.
+        UnknownComponent: a name that conf/<group>/ does not define.
+    """
+    entries = cfg.pipeline.cells
+    if not entries:
+        return [cfg]
+    out = []
+    for entry in entries:
+        unknown = sorted(set(entry) - set(CELL_GROUPS))
+        if unknown:
+            raise BenchError(f"pipeline.cells entry {dict(entry)}: unknown key(s) {', '.join(unknown)} "
+                             f"(known: {', '.join(CELL_GROUPS)})")
+        one = copy.deepcopy(cfg)
+        with open_dict(one):
+            for group in CELL_GROUPS:
+                name = entry.get(group)
+                if name is None or str(name) == one.choices[group]:
+                    continue
+                if str(name) not in group_options(group):
+                    raise UnknownComponent(f"pipeline.cells: no {group} {name!r} in conf/{group}/ "
+                                           f"(known: {', '.join(group_options(group))})")
+                one[group] = OmegaConf.load(CONF_DIR / group / f"{name}.yaml")
+                one.choices[group] = str(name)
+        out.append(one)
+    return out

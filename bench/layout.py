@@ -48,16 +48,15 @@ def cache_dir(results_dir: Path | str, kind: str) -> Path:
 
 
 # What each command's output paths are named by, beside results_dir (config keys; a group's
-# choice for metric, query, generator, access, recognizer): two runs of a command that agree on
-# these write the same files, whatever else differs (detector, seed, thresholds, recognizers).
-# bench.sweeps refuses a sweep with such twins. A command not listed is named by results_dir
-# alone (metrics, paper, report, platform, recall, weights); `config` and `check` without
-# --update write nothing; `check --update` writes gate.baseline and `calibrate` its
-# calibration files, wherever results_dir is.
+# choice for metric, query, generator, access): two runs of a command that agree on these
+# write the same files, whatever else differs (detector, seed, thresholds, recognizers).
+# bench.sweeps refuses a sweep whose jobs share a file. A command not listed is named by
+# results_dir alone (metrics, paper, report, platform, baseline, recall, perf*); `run` writes
+# its cells (bench.sweeps expands `pipeline.cells`); see command_outputs for the rest.
 _CELL = ("dataset.name", "pool.name", "generator", "metric", "query")
 COMMAND_PATH_KEYS: dict[str, tuple[str, ...]] = {
     "faces": ("dataset.name",),
-    "embed": ("dataset.name", "recognizers"),  # one file per recognizer
+    "embed": ("dataset.name",),  # and one file per recognizer
     "pool": ("pool.name",),
     "manifold": ("pool.name",),
     "query": ("dataset.name", "pool.name", "metric", "query"),
@@ -65,20 +64,23 @@ COMMAND_PATH_KEYS: dict[str, tuple[str, ...]] = {
     "quality": ("dataset.name", "pool.name", "metric", "query"),
     "tables": ("dataset.name", "pool.name"),
     "figures": ("dataset.name", "pool.name"),
-    "run": (*_CELL, "pipeline.cells"),  # the cell of the command, or an experiment's cells
-    "baseline": ("identities.name",),
     "view": ("access", "photo", "viewer"),
-    "perf": ("dataset.name", "pool.name", "perf"), "perf-profile": ("dataset.name", "pool.name", "perf"),
-    "perf-naive": ("dataset.name", "pool.name", "perf"), "perf-query": ("perf",),  # reports keep one entry per label
 }
 _CHOICE_KEYS = ("generator", "metric", "query", "access", "recognizer")
+# (command, entry function) pairs that write no file.
+READ_ONLY = {("config", "run"), ("check", "run"), ("weights", "status"), ("weights", "check")}
 
 
-def command_outputs(cfg: DictConfig, command: str, entry: str = "run") -> dict[str, object] | None:
-    """What `python -m bench <command>` run on `cfg` (its entry function `entry`) writes, as
-    comparable values: the absolute results_dir and COMMAND_PATH_KEYS' values (the attack: its
-    folder). Equal values = the same files. None: the command writes nothing."""
+def command_outputs(cfg: DictConfig, command: str, entry: str = "run") -> set[str] | None:
+    """What `python -m bench <command>` (entry function `entry`) run on `cfg` writes, as names
+    that are equal for the same files: the absolute results_dir with COMMAND_PATH_KEYS'
+    values, one name per file where a command writes one per recognizer (embed, calibrate),
+    the attack's folder, the gate's baseline; `weights provision|fetch` write the shared
+    weights manifest. Two runs whose names meet write a common file. None: writes nothing.
+    `run` is named here by its own cell; bench.sweeps names it by each cell of `pipeline.cells`."""
     from omegaconf import OmegaConf
+
+    from bench.config import CONF_DIR
 
     def value(key: str):
         found = (cfg.get("choices") or {}).get(key) if key in _CHOICE_KEYS else OmegaConf.select(cfg, key, default=None)
@@ -87,20 +89,24 @@ def command_outputs(cfg: DictConfig, command: str, entry: str = "run") -> dict[s
     def absolute(path) -> str:
         return str(Path(str(path)).expanduser().resolve())
 
-    if command == "config" or (command == "check" and entry != "update"):
+    if (command, entry) in READ_ONLY:
         return None
     if command == "check":
-        return {"gate.baseline": absolute(cfg.gate.baseline)}
-    if command == "calibrate":  # conf/calibration/<file> of each recognizer calibrated
-        out_dir = value("calibrate.out_dir")
-        return {"calibrate.out_dir": absolute(out_dir) if out_dir else None,
-                "recognizer": value("recognizer"), "recognizers": value("recognizers")}
-    outputs: dict[str, object] = {"results_dir": absolute(cfg.results_dir)}
+        return {f"gate.baseline={absolute(cfg.gate.baseline)}"}
+    if command == "weights":
+        return {"weights manifest"}
+    if command == "calibrate":  # <out_dir>/<file> of each recognizer calibrated
+        out_dir = absolute(value("calibrate.out_dir") or CONF_DIR / "calibration")
+        names = [value("recognizer")] if value("recognizer") else list(value("recognizers") or [])
+        return {f"calibration={out_dir}/{name}" for name in names}
+    root = absolute(cfg.results_dir)
     if command == "attack":
-        outputs["attack"] = absolute(AttackOutputs.from_config(cfg).root)
-    for key in COMMAND_PATH_KEYS.get(command, ()):
-        outputs[key] = value(key)
-    return outputs
+        return {f"attack={absolute(AttackOutputs.from_config(cfg).root)}"}
+    keys = COMMAND_PATH_KEYS.get(command, ()) if command != "run" else _CELL
+    name = " ".join([f"results_dir={root}", *(f"{key}={value(key)}" for key in keys)])
+    if command == "embed":
+        return {f"{name} recognizer={r}" for r in value("recognizers") or []}
+    return {name}
 
 
 # ---- a dataset's files ---------------------------------------------------------------------

@@ -12,13 +12,11 @@ the anonymized photos and their embeddings that the attack stage reads.
 """
 from __future__ import annotations
 
-import copy
 import logging
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig
 
-from bench.config import CONF_DIR, group_options
-from bench.errors import BenchError, UnknownComponent
+from bench.config import cell_configs
 from bench.layout import Cell, DatasetLayout, pool_outputs, quality_files, verification_dir
 from bench.locks import output_lock
 from bench.registry import GENERATORS
@@ -89,54 +87,3 @@ def _faces_to_evaluate(cfg: DictConfig, cell: Cell, rebuild_pool: bool) -> Datas
     anonymize.run(cfg)
     evaluate.run(cfg)
     return data
-
-
-def with_choice(cfg: DictConfig, group: str, name: str) -> DictConfig:
-    """A copy of `cfg` with conf/<group>/<name>.yaml as its `group` (interpolated against the
-    copy, so `${identities.path}` and the like resolve) and `choices.<group>` = name.
-
-    Raises:
-        UnknownComponent: conf/<group>/ has no `name`.
-    """
-    if str(name) not in group_options(group):
-        raise UnknownComponent(f"no {group} {name!r} in conf/{group}/ (known: {', '.join(group_options(group))})")
-    one = copy.deepcopy(cfg)
-    with open_dict(one):
-        one[group] = OmegaConf.load(CONF_DIR / group / f"{name}.yaml")
-        one.choices[group] = str(name)
-    return one
-
-
-CELL_GROUPS = ("metric", "query", "generator")
-
-
-def cell_configs(cfg: DictConfig) -> list[DictConfig]:
-    """One config per entry of `pipeline.cells`: `cfg` with that entry's metric, query and
-    generator (conf/<group>/<name>.yaml, interpolated against `cfg`); [cfg] when it is null.
-
-    Raises:
-        BenchError: an entry has a key other than metric, query, generator.
-        UnknownComponent: a name that conf/<group>/ does not define.
-    """
-    entries = cfg.pipeline.cells
-    if not entries:
-        return [cfg]
-    out = []
-    for entry in entries:
-        unknown = sorted(set(entry) - set(CELL_GROUPS))
-        if unknown:
-            raise BenchError(f"pipeline.cells entry {dict(entry)}: unknown key(s) {', '.join(unknown)} "
-                             f"(known: {', '.join(CELL_GROUPS)})")
-        one = copy.deepcopy(cfg)
-        with open_dict(one):
-            for group in CELL_GROUPS:
-                name = entry.get(group)
-                if name is None or str(name) == one.choices[group]:
-                    continue
-                if str(name) not in group_options(group):
-                    raise UnknownComponent(f"pipeline.cells: no {group} {name!r} in conf/{group}/ "
-                                           f"(known: {', '.join(group_options(group))})")
-                one[group] = OmegaConf.load(CONF_DIR / group / f"{name}.yaml")
-                one.choices[group] = str(name)
-        out.append(one)
-    return out

@@ -12,10 +12,9 @@ import pytest
 
 from bench import gate
 from bench.cli import main
-from bench.config import CONF_DIR, group_options, load_config
+from bench.config import CONF_DIR, cell_configs, group_options, load_config
 from bench.errors import BenchError, GateFailed
 from bench.layout import Cell, DatasetLayout, metrics_json, quality_files
-from bench.pipeline import cell_configs
 from bench.stages import metrics, tables
 
 TOLERANCES = CONF_DIR / "gate" / "tolerances.yaml"

@@ -161,57 +161,101 @@ def test_one_command_loads_each_model_once_and_a_sweep_shares_them_between_cells
 @pytest.mark.parametrize("launcher", [[], LAUNCHERS["joblib"]], ids=["basic", "joblib"])
 def test_a_sweep_whose_jobs_would_write_the_same_files_is_refused_before_any_job_runs(tmp_path, caplog, launcher):
     """Output paths do not name the detector: the jobs would overwrite each other's inventory
-    (under joblib, whichever finished last would win). Every clashing group is named; nothing runs."""
+    (under joblib, whichever ended last would win). Every clashing group is named; nothing runs."""
     results = tmp_path / "results"
-    sweep = ["faces", "-m", "detector=dlib_hog,centerface,mtcnn", "query=furthest,random_furthest",
+    sweep = ["faces", "-m", "detector=dlib_hog,centerface,mtcnn", "dataset=sample,devset",
              f"results_dir={results}", *launcher]
     assert main(sweep) == 2
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1
-    assert "#0 (detector=dlib_hog query=furthest), #1 (detector=dlib_hog query=random_furthest), " \
-           "#2 (detector=centerface query=furthest)" in errors[0]
-    assert "Nothing ran" in errors[0] and "`faces` names its outputs by dataset.name, results_dir only" in errors[0]
+    assert "2 group(s)" in errors[0] and "Nothing ran" in errors[0]
+    assert ("#0 (detector=dlib_hog dataset=sample), #2 (detector=centerface dataset=sample), "
+            "#4 (detector=mtcnn dataset=sample) all write") in errors[0]
+    assert f"results_dir={results.resolve()} dataset.name=devset" in errors[0]
+    assert not results.exists()
+
+
+def test_a_sweep_set_by_hydra_mode_is_checked_too(tmp_path):
+    results = tmp_path / "results"
+    assert main(["faces", "detector=dlib_hog,centerface", "hydra.mode=MULTIRUN", f"results_dir={results}"]) == 2
     assert not results.exists()
 
 
 def test_sweeps_whose_jobs_write_apart_run(tmp_path):
     apart = tmp_path / "apart"
     assert main(["faces", "-m", "detector=dlib_hog", f"results_dir={apart}/a,{apart}/b"]) == 0
-    assert main(["faces", "-m", "seed=1,2", "detector=dlib_hog", f"results_dir='{apart}/seed${{seed}}'"]) == 0
+    assert main(["faces", "-m", "seed=1,2", "detector=dlib_hog", f"results_dir={apart}/seed${{seed}}"]) == 0
     for name in ("a", "b", "seed1", "seed2"):
         assert (apart / name / "sample" / "faces.parquet").is_file(), name
 
 
-def test_what_names_a_commands_outputs(tmp_path, cfg_factory):
+@pytest.mark.parametrize("command, entry, overrides, refused", [
+    ("faces", "run", ["detector=dlib_hog", "hydra.mode=MULTIRUN"], False),  # one job
+    ("query", "run", ["query=glob(*)", "metric=embedding,ssim"], False),
+    ("anonymize", "run", ["generator=blur,pixelate", "dataset=sample,devset", "pool=dcgan,devpool"], False),
+    ("anonymize", "run", ["anonymize.audit_rotations=[],[90]"], True),
+    ("evaluate", "run", ["recognizers=[dlib],[facenet]"], True),
+    ("faces", "run", ["seed=range(0,2)", "hydra.sweeper.max_batch_size=1"], True),  # the basic sweeper, batched
+    ("run", "run", ["+experiment=table1,table2"], False),  # different cells
+    ("run", "run", ["+experiment=table1,paper"], True),  # a cell in common
+    ("run", "run", ["+experiment=table1", "query=furthest,closest"], True),  # the experiment's cells win
+    ("embed", "run", ["recognizers=[dlib],[facenet]"], False),  # one file per recognizer
+    ("embed", "run", ["recognizers=[dlib],[dlib,facenet]"], True),
+    ("paper", "run", ["dataset=sample,devset"], True),  # tables/paper_vs_ours: one file
+    ("tables", "run", ["detector=dlib_hog,mtcnn"], True),
+    ("attack", "run", ["dataset=sample,devset"], True),  # the identities set is attacked, not the dataset
+    ("calibrate", "run", ["recognizer=arcface_mbf,mobilefacenet"], False),
+    ("calibrate", "run", ["recognizer=arcface_mbf", "results_dir=a,b"], True),  # conf/calibration/
+    ("check", "run", ["gate.tolerances=a.yaml,b.yaml"], False),  # reads only
+    ("check", "update", ["gate.tolerances=a.yaml,b.yaml"], True),  # one baseline
+    ("view", "run", ["access=rules", "photo=t1.jpg", "viewer=u1,u2"], False),
+    ("weights", "status", ["paths.deepface_home=/a,/b"], False),
+    ("perf-query", "run", ["perf.query_scaling.seed=1,2"], True),
+])
+def test_which_sweeps_are_refused(tmp_path, command, entry, overrides, refused):
     from bench.errors import BenchError
-    from bench.layout import command_outputs
     from bench.sweeps import check_sweep
 
+    args = [*overrides, f"results_dir={tmp_path}"] if not any(o.startswith("results_dir") for o in overrides) else overrides
+    if refused:
+        with pytest.raises(BenchError, match="would write the same files"):
+            check_sweep(command, entry, args)
+    else:
+        check_sweep(command, entry, args)
+
+
+def test_sweep_values_from_the_config_are_jobs_too(tmp_path, monkeypatch):
+    """The basic sweeper also sweeps `hydra.sweeper.params` of the config (Hydra >= 1.2), before
+    the command line's values: here from an experiment file in a copy of conf/."""
+    import shutil
+
+    import bench.sweeps
+    from bench.config import CONF_DIR
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, conf)
+    (conf / "experiment" / "swept.yaml").write_text(
+        "# @package _global_\nhydra:\n  sweeper:\n    params:\n      detector: dlib_hog,centerface\n")
+    monkeypatch.setattr(bench.sweeps, "CONF_DIR", conf)
+    assert bench.sweeps.sweep_jobs(["+experiment=swept", "seed=1,2"]) == [
+        ["detector=dlib_hog", "+experiment=swept", "seed=1"], ["detector=dlib_hog", "+experiment=swept", "seed=2"],
+        ["detector=centerface", "+experiment=swept", "seed=1"], ["detector=centerface", "+experiment=swept", "seed=2"]]
+    assert bench.sweeps.sweep_jobs(["hydra/sweeper=basic", "seed=1,2"]) == [["hydra/sweeper=basic", "seed=1"],
+                                                                            ["hydra/sweeper=basic", "seed=2"]]
+
+
+def test_what_names_a_commands_outputs(tmp_path, cfg_factory):
+    from bench.layout import command_outputs
+
     base = cfg_factory()
-    for command in ("faces", "anonymize", "run", "tables", "paper", "attack", "calibrate", "view"):
+    for command in ("faces", "anonymize", "run", "tables", "paper", "attack", "calibrate", "view", "embed"):
         assert command_outputs(cfg_factory("detector=mtcnn", "seed=5", "anonymize.audit_rotations=[]"), command) \
             == command_outputs(base, command), command
     for override in ("query=furthest", "generator=blur", "metric=ssim", "dataset=devset", "pool=devpool",
-                     "results_dir=elsewhere", "+experiment=table1"):
-        assert command_outputs(cfg_factory(override), "run") != command_outputs(base, "run"), override
+                     "results_dir=elsewhere"):
+        assert command_outputs(cfg_factory(override), "anonymize") != command_outputs(base, "anonymize"), override
     assert command_outputs(cfg_factory("query=furthest"), "tables") == command_outputs(base, "tables")
-    assert command_outputs(cfg_factory("dataset=devset"), "paper") == command_outputs(base, "paper")
     # relative and absolute spellings of one folder are the same outputs
     assert command_outputs(cfg_factory(f"results_dir={tmp_path / 'results'}"), "faces") == command_outputs(base, "faces")
-    # files outside results_dir: the calibration's and the gate's baseline
-    assert command_outputs(cfg_factory("results_dir=elsewhere"), "calibrate") == command_outputs(base, "calibrate")
-    assert command_outputs(cfg_factory("recognizer=mobilefacenet"), "calibrate") != command_outputs(base, "calibrate")
     assert command_outputs(base, "check") is None and command_outputs(base, "config") is None
-    assert command_outputs(base, "check", "update") == {"gate.baseline": str(Path(base.gate.baseline).resolve())}
-    # the attack on the identities set does not name the cell's dataset
-    assert command_outputs(cfg_factory("dataset=devset"), "attack") == command_outputs(base, "attack")
-    # sweeps checked without running: refused, allowed
-    results = f"results_dir={tmp_path / 'r'}"
-    with pytest.raises(BenchError, match="#0 \\(dataset=sample\\), #1 \\(dataset=devset\\)"):
-        check_sweep("paper", "run", ["dataset=sample,devset", results])
-    with pytest.raises(BenchError, match="#0 .*, #1 "):
-        check_sweep("calibrate", "run", ["recognizer=arcface_mbf", "results_dir=a,b"])
-    check_sweep("calibrate", "run", ["recognizer=arcface_mbf,mobilefacenet", results])
-    check_sweep("check", "run", ["gate.tolerances=a.yaml,b.yaml", results])  # writes nothing
-    check_sweep("run", "run", ["+experiment=table1,table2", results])
-    check_sweep("view", "run", ["access=rules", "photo=t1.jpg", "viewer=u1,u2", results])
+    assert command_outputs(base, "check", "update") == {f"gate.baseline={Path(base.gate.baseline).resolve()}"}

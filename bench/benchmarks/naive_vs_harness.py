@@ -53,7 +53,7 @@ from bench import resultsio
 from bench.datasets import dataset_root
 from bench.errors import BenchError
 from bench.layout import Cell, DatasetLayout, benchmarks_dir, cache_dir, pool_dir
-from bench.pipeline import with_choice
+from bench.config import with_choice
 from bench.recognizers import build_recognizer, selected_recognizers
 
 log = logging.getLogger(__name__)

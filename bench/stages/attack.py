@@ -67,7 +67,8 @@ from bench.layout import ATTACK_DATASET, AttackOutputs, Cell, pool_outputs
 # The pipeline chains the stages whose files this one attacks (faces, query, anonymize,
 # evaluate: each through its entry function and files, as `python -m bench run` does); no
 # other stage's internals are used here.
-from bench.pipeline import run_through_evaluate, with_choice
+from bench.config import with_choice
+from bench.pipeline import run_through_evaluate
 from bench.pools.base import build_pool
 from bench.provenance import record
 from bench.queries.base import AgeGender, rng_for
