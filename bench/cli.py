@@ -199,7 +199,12 @@ def hydra_app(task: Task, hydra_argv: list[str]) -> None:
     if not (args.cfg or args.info or args.help or args.hydra_help or args.shell_completion):
         from bench.sweeps import check_sweep, is_sweep
 
-        if is_sweep(args.multirun, args.overrides):
+        if not is_sweep(args.multirun, args.overrides):
+            pass
+        elif args.config_path or args.config_name or args.config_dir:
+            log.warning("%s: a sweep on another primary config (-cp/-cn/-cd): not checked that its jobs "
+                        "write different files (bench.sweeps)", task.command)
+        else:
             check_sweep(task.command, task.entry, args.overrides)  # no two jobs write the same file
     with _environ(HYDRA_FULL_ERROR="1"):
         _run_hydra(args=args, args_parser=parser, task_function=task,

@@ -106,6 +106,8 @@ def command_outputs(cfg: DictConfig, command: str, entry: str = "run") -> set[st
     name = " ".join([f"results_dir={root}", *(f"{key}={value(key)}" for key in keys)])
     if command == "embed":
         return {f"{name} recognizer={r}" for r in value("recognizers") or []}
+    if command in ("perf", "perf-profile") and value("perf.profile.results_dir"):
+        return {name, f"perf.profile.results_dir={absolute(value('perf.profile.results_dir'))}"}  # stages run there
     return {name}
 
 

@@ -27,8 +27,13 @@ BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
 def is_sweep(multirun_flag: bool, overrides: list[str]) -> bool:
-    """`-m/--multirun`, or the same set as an override (`hydra.mode=MULTIRUN`)."""
-    return multirun_flag or any(o.replace(" ", "") == "hydra.mode=MULTIRUN" for o in overrides)
+    """`-m/--multirun`, or the mode set by an override (`hydra.mode=MULTIRUN`, `++hydra.mode=2`,
+    quoted). A config file that sets `hydra.mode` is not seen (README: sweeps)."""
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key.strip().lstrip("+~") == "hydra.mode" and value.strip().strip("'\"") in ("MULTIRUN", "2"):
+            return True
+    return multirun_flag
 
 
 def sweep_jobs(overrides: list[str]) -> list[list[str]] | None:

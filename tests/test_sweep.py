@@ -175,10 +175,24 @@ def test_a_sweep_whose_jobs_would_write_the_same_files_is_refused_before_any_job
     assert not results.exists()
 
 
-def test_a_sweep_set_by_hydra_mode_is_checked_too(tmp_path):
+@pytest.mark.parametrize("mode", ["hydra.mode=MULTIRUN", "++hydra.mode=MULTIRUN", "hydra.mode='MULTIRUN'", "hydra.mode=2"])
+def test_a_sweep_set_by_hydra_mode_is_checked_too(tmp_path, mode):
     results = tmp_path / "results"
-    assert main(["faces", "detector=dlib_hog,centerface", "hydra.mode=MULTIRUN", f"results_dir={results}"]) == 2
+    assert main(["faces", "detector=dlib_hog,centerface", mode, f"results_dir={results}"]) == 2
     assert not results.exists()
+
+
+def test_a_sweep_on_another_primary_config_is_not_checked_but_runs(tmp_path, caplog):
+    """-cd/-cn/-cp compose another primary config than conf/config.yaml, which the check
+    cannot follow: a warning, and the sweep runs as Hydra runs it."""
+    extra = tmp_path / "extra" / "experiment"
+    extra.mkdir(parents=True)
+    (extra / "mine.yaml").write_text("# @package _global_\nseed: 7\n")
+    results = tmp_path / "results"
+    assert main(["faces", "-m", "-cd", str(tmp_path / "extra"), "+experiment=mine", "detector=dlib_hog",
+                 f"results_dir={results}/a,{results}/b"]) == 0
+    assert any("not checked" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert (results / "a" / "sample" / "faces.parquet").is_file() and (results / "b" / "sample" / "faces.parquet").is_file()
 
 
 def test_sweeps_whose_jobs_write_apart_run(tmp_path):
@@ -211,6 +225,8 @@ def test_sweeps_whose_jobs_write_apart_run(tmp_path):
     ("view", "run", ["access=rules", "photo=t1.jpg", "viewer=u1,u2"], False),
     ("weights", "status", ["paths.deepface_home=/a,/b"], False),
     ("perf-query", "run", ["perf.query_scaling.seed=1,2"], True),
+    ("perf-profile", "run", ["results_dir=a,b", "perf.profile.results_dir=scratch"], True),  # stages run there
+    ("perf-profile", "run", ["results_dir=a,b"], False),
 ])
 def test_which_sweeps_are_refused(tmp_path, command, entry, overrides, refused):
     from bench.errors import BenchError
