@@ -196,12 +196,11 @@ def hydra_app(task: Task, hydra_argv: list[str]) -> None:
     args = parser.parse_args(hydra_argv)
     # hydra.job.name names the run and sweep folders and a cluster's jobs (conf/hydra/bench.yaml).
     args.overrides = [f"hydra.job.name={task.command}", *args.overrides]
-    if not (args.cfg or args.info or args.help or args.hydra_help or args.shell_completion):
-        from bench.sweeps import check_sweep, is_sweep
+    from bench.sweeps import check_sweep, is_sweep
 
-        if not is_sweep(args.multirun, args.overrides):
-            pass
-        elif args.config_path or args.config_name or args.config_dir:
+    prints_only = args.cfg or args.info or args.help or args.hydra_help or args.shell_completion
+    if is_sweep(args.multirun, args.overrides) and not prints_only:
+        if args.config_path or args.config_name or args.config_dir:
             log.warning("%s: a sweep on another primary config (-cp/-cn/-cd): not checked that its jobs "
                         "write different files (bench.sweeps)", task.command)
         else:

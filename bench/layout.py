@@ -99,9 +99,9 @@ def command_outputs(cfg: DictConfig, command: str, entry: str = "run") -> set[st
         out_dir = absolute(value("calibrate.out_dir") or CONF_DIR / "calibration")
         names = [value("recognizer")] if value("recognizer") else list(value("recognizers") or [])
         return {f"calibration={out_dir}/{name}" for name in names}
-    root = absolute(cfg.results_dir)
     if command == "attack":
         return {f"attack={absolute(AttackOutputs.from_config(cfg).root)}"}
+    root = absolute(cfg.results_dir)
     keys = COMMAND_PATH_KEYS.get(command, ()) if command != "run" else _CELL
     name = " ".join([f"results_dir={root}", *(f"{key}={value(key)}" for key in keys)])
     if command == "embed":
