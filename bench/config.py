@@ -135,15 +135,13 @@ def cell_configs(cfg: DictConfig) -> list[DictConfig]:
             raise BenchError(f"pipeline.cells entry {dict(entry)}: unknown key(s) {', '.join(unknown)} "
                              f"(known: {', '.join(CELL_GROUPS)})")
         one = copy.deepcopy(cfg)
-        with open_dict(one):
-            for group in CELL_GROUPS:
-                name = entry.get(group)
-                if name is None or str(name) == one.choices[group]:
-                    continue
-                if str(name) not in group_options(group):
-                    raise UnknownComponent(f"pipeline.cells: no {group} {name!r} in conf/{group}/ "
-                                           f"(known: {', '.join(group_options(group))})")
-                one[group] = OmegaConf.load(CONF_DIR / group / f"{name}.yaml")
-                one.choices[group] = str(name)
+        for group in CELL_GROUPS:
+            name = entry.get(group)
+            if name is None or str(name) == one.choices[group]:
+                continue
+            try:
+                one = with_choice(one, group, name)
+            except UnknownComponent as err:
+                raise UnknownComponent(f"pipeline.cells: {err}") from err
         out.append(one)
     return out
