@@ -1,4 +1,5 @@
 """Named exceptions. Stages turn them into failure rows or "n/a: ..." cells, never tracebacks."""
+from bench.userpaths import shown_path
 
 
 class BenchError(Exception):
@@ -10,12 +11,15 @@ class ImageLoadError(BenchError):
 
 
 class WeightsNotFound(BenchError, FileNotFoundError):
-    """A model's weights file is missing; the message says where it was looked for."""
+    """A model's weights file is missing; the message says where it was looked for, each path
+    as bench.userpaths.shown_path writes it (no folder of this machine); `candidates` keeps
+    the paths as given."""
 
     def __init__(self, model: str, candidates):
         self.model = model
         self.candidates = [str(c) for c in candidates]
-        super().__init__(f"weights not found at {' or '.join(self.candidates) or '(no path configured)'}")
+        shown = " or ".join(shown_path(c) for c in self.candidates)
+        super().__init__(f"weights not found at {shown or '(no path configured)'}")
 
     def __reduce__(self):  # pickled back from a launcher's worker process (Hydra sweeps)
         return type(self), (self.model, self.candidates)

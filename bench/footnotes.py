@@ -3,7 +3,10 @@
 A cell that reads "n/a: <reason>" becomes "n/a¹" (superscript digits, numbered in reading
 order: row by row, left to right), and each distinct reason is written once under the table
 ("¹ <reason>"). A bare "n/a" stays as it is. CSV files keep the full reason; only the
-Markdown renderings use this, so a wide reason (a weights path) no longer widens a column.
+Markdown renderings use this, so a wide reason (a weights path) does not widen a column. A
+reason is shown with every absolute path in it written relative to its root
+(bench.userpaths: "$DEEPFACE_HOME/.deepface/weights/x.pth"), so a page names no folder of the
+machine that wrote the result files.
 
     >>> frame, notes = na_footnotes(pd.DataFrame({"x": ["0.5", "n/a: no pairs", "n/a: no pairs"]}))
     >>> frame.x.tolist(), notes
@@ -12,6 +15,8 @@ Markdown renderings use this, so a wide reason (a weights path) no longer widens
 from __future__ import annotations
 
 import pandas as pd
+
+from bench.userpaths import shown_paths_in
 
 NA_PREFIX = "n/a:"
 _SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
@@ -23,9 +28,10 @@ def superscript(number: int) -> str:
 
 
 def na_reason(value) -> str | None:
-    """The reason of an "n/a: <reason>" cell (stripped), or None for any other value."""
+    """The reason of an "n/a: <reason>" cell (stripped, its paths as bench.userpaths.shown_paths_in
+    writes them), or None for any other value."""
     if isinstance(value, str) and value.startswith(NA_PREFIX):
-        return value[len(NA_PREFIX):].strip()
+        return shown_paths_in(value[len(NA_PREFIX):].strip())
     return None
 
 

@@ -13,19 +13,21 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from bench.errors import BenchError, DatasetNotFound
+from bench.userpaths import shown_path
 
 LABEL_COLUMNS = ("path", "identity")
 
 
 def missing_identities(folder: Path, labels_path: Path) -> str | None:
     """The n/a status when the identities set is absent (no folder, or no labels file in it);
-    None when its labels file is there."""
+    None when its labels file is there. The folder is written by bench.userpaths.shown_path
+    ("$BENCH_SHARED/data/identities"), as every n/a reason names a path."""
     if labels_path.is_file():
         return None
     if folder.is_dir():
-        return (f"n/a: identities set not found at {folder} (it has no {labels_path.name} "
+        return (f"n/a: identities set not found at {shown_path(folder)} (it has no {labels_path.name} "
                 "with columns path,identity)")
-    return f"n/a: identities set not found at {folder} (set identities.path, or BENCH_SHARED for ../shared)"
+    return f"n/a: identities set not found at {shown_path(folder)} (set identities.path, or BENCH_SHARED for ../shared)"
 
 
 def read_labels(path: Path) -> pd.DataFrame:

@@ -224,7 +224,7 @@ def test_missing_weights_name_every_file(tmp_path, monkeypatch, name):
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("INSIGHTFACE_HOME", raising=False)
     generator = GENERATORS.build(name)
-    with pytest.raises(WeightsNotFound, match=r"weights not found at .*absent.*\(ArcFace recognizer\)") as error:
+    with pytest.raises(WeightsNotFound, match=r"weights not found at \$BENCH_SHARED/.*\(ArcFace recognizer\)") as error:
         generator.prepare()
     assert all("absent" in c or str(tmp_path) in c for c in error.value.candidates)
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from bench.errors import BenchError, WeightsNotFound
 from bench.generators.base import Face, SwapFailed
+from bench.userpaths import shown_path
 
 CPU = ["CPUExecutionProvider"]
 
@@ -31,7 +32,7 @@ def find_all(model: str, files: dict[str, list]) -> list[Path]:
         found.append(hit)
         if hit is None:
             missing.extend(paths)
-            parts.append(f"{' or '.join(map(str, paths)) or '(no path configured)'} ({role})")
+            parts.append(f"{' or '.join(map(shown_path, paths)) or '(no path configured)'} ({role})")
     if missing:
         error = WeightsNotFound(model, missing)
         error.args = (f"weights not found at {'; at '.join(parts)}",)
