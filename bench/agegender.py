@@ -10,8 +10,9 @@ and the face's detector box, exactly as its README does for faces found by anoth
 detector, for source faces (group photos) and pool faces (pool images) alike.
 
 The package is installed with --no-deps: its metadata pins onnxruntime<1.31 and
-dlib-bin==20.0.1, while it runs on the onnxruntime 1.31 / dlib-bin 20.0.1.post1 installed
-here (checked: same estimates as a fresh detection on pool faces).
+dlib-bin==20.0.1, while it runs on the onnxruntime 1.31 and dlib 20.0.1 installed here
+(scripts/install.sh: built from source, or the dlib-bin 20.0.1.post1 wheel; checked with
+the wheel: same estimates as a fresh detection on pool faces).
 
 `insightface` uses InsightFace's `genderage.onnx` (buffalo_l; non-commercial research
 licence) through insightface's own `model_zoo` Attribute model, from the first existing

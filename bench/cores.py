@@ -1,5 +1,5 @@
 """How many CPU cores a run may use, and the "auto" setting of the config keys that size
-worker pools by them (a recognizer's `processes`, dlib_hog's `threads`)."""
+thread pools by them (dlib_hog's `threads`)."""
 from __future__ import annotations
 
 import os
@@ -13,7 +13,7 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def resolve_count(value, key: str = "processes") -> int:
+def resolve_count(value, key: str = "threads") -> int:
     """A pool size from config: "auto" = usable_cores(); an int >= 1 as it is.
 
     Raises:

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 NOT_ALIGNED = EMBEDDING_NOT_ALIGNED
 # Settings that do not change an embedding, left out of the cache key.
-NOT_IN_KEY = ("thresholds", "threshold_source", "batch_size", "processes", "deepface_home", "model_paths")
+NOT_IN_KEY = ("thresholds", "threshold_source", "batch_size", "deepface_home", "model_paths")
 
 
 def embed_dataset(cfg: DictConfig) -> Path:

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 LIBRARIES = (
     "numpy", "pandas", "pyarrow", "pillow", "opencv-contrib-python-headless", "onnxruntime",
-    "torch", "torchmetrics", "insightface", "deepface", "dlib-bin", "hydra-core", "dvc",
+    "torch", "torchmetrics", "insightface", "deepface", "dlib", "dlib-bin", "hydra-core", "dvc",
 )
 
 

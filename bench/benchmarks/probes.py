@@ -53,8 +53,6 @@ PROBES: dict[str, tuple[str, ...]] = {
         "onnxruntime:InferenceSession.run",
         "torch.nn:Module.__call__",
         "dlib:face_recognition_model_v1.compute_face_descriptor",
-        # Recognizers with processes > 1 (dlib) call the model in forked workers: the wait.
-        "bench.recognizers.base:Recognizer._embed_in_workers",
         # Detectors with parallel > 1 (dlib_hog's threads) scan in worker threads: the wait.
         "bench.detectors.base:Detector._detect_in_threads",
         "dlib:fhog_object_detector.run", "dlib:fhog_object_detector.__call__",

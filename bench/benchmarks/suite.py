@@ -11,6 +11,9 @@ the parts named in perf.suite.parts:
            ratio, the verdicts compared, and how many faces each way embeds.
   query    bench.benchmarks.query_scaling: the target query at 10k, 100k and 1M synthetic
            pool embeddings, a faiss index at 1M with its recall@1, the pixel spaces at 10k.
+  dlib     bench.benchmarks.dlib_blas (only when named: perf.suite.parts=[...,dlib]): Dlib's
+           descriptor, ms per face of the installed build and its difference from the
+           dlib-bin wheel's on the same chips (dlib_blas.{json,md}).
 
 then prints a summary of the headline figures beside their targets (perf.suite.targets) and
 writes it to <results_dir>/benchmarks/perf.{json,md} (bench.layout.perf_files). A part that
@@ -47,6 +50,7 @@ PARTS = {
     "profile": "bench.benchmarks.profile",
     "naive": "bench.benchmarks.naive_vs_harness",
     "query": "bench.benchmarks.query_scaling",
+    "dlib": "bench.benchmarks.dlib_blas",
 }
 GIB = 1 << 30
 
@@ -157,6 +161,11 @@ def summarize(cfg: DictConfig, part: str) -> list[dict]:
         runs = read_runs(out / "naive_vs_harness.json")
         report = runs.get(label_of(cfg, cfg.perf.naive))
         return naive_rows(report, targets) if report else []
+    if part == "dlib":
+        from bench.benchmarks.dlib_blas import files, summary_rows
+
+        path = files(cfg.results_dir)["json"]
+        return summary_rows(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else []
     path = query_scaling_files(cfg.results_dir)["json"]
     return query_rows(json.loads(path.read_text(encoding="utf-8")), targets) if path.is_file() else []
 
@@ -227,8 +236,13 @@ def placeholders(cfg: DictConfig, ran: dict[str, dict]) -> None:
 
 def report_files(cfg: DictConfig) -> dict[str, Path]:
     out = benchmarks_dir(cfg.results_dir)
-    return {"profile": out / "profile.md", "naive": out / "naive_vs_harness.md",
-            "query": query_scaling_files(cfg.results_dir)["md"]}
+    reports = {"profile": out / "profile.md", "naive": out / "naive_vs_harness.md",
+               "query": query_scaling_files(cfg.results_dir)["md"]}
+    if "dlib" in cfg.perf.suite.parts:
+        from bench.benchmarks.dlib_blas import files
+
+        reports["dlib"] = files(cfg.results_dir)["md"]
+    return reports
 
 
 def _round(value, digits: int = 3):

@@ -72,15 +72,13 @@ class DeepfaceRecognizer(Recognizer):
             five landmarks (eye centres, nose tip, mouth corners; x, y in pixels of the
             model's input) where the model expects them: the (input_size, margin) crop is
             warped onto them by one fixed similarity. null: the crop is fed as it is.
-        processes: see bench.recognizers.base.Recognizer (dlib: "auto").
     """
 
     def __init__(self, model_name: str, weight_files: dict, deepface_home: str, backend: str = "pytorch",
                  normalization: str = "base", channels: str = "bgr", threshold_source: str | None = None,
                  model_template=None, input_size: int = 112, margin: float = 0.0, batch_size: int = 32,
-                 thresholds: dict | None = None, processes: int | str = 1):
-        super().__init__(input_size=input_size, margin=margin, batch_size=batch_size, thresholds=thresholds,
-                         processes=processes)
+                 thresholds: dict | None = None):
+        super().__init__(input_size=input_size, margin=margin, batch_size=batch_size, thresholds=thresholds)
         if channels not in ("bgr", "rgb"):
             raise ValueError(f"channels must be bgr or rgb, not {channels!r}")
         self.model_name = model_name

@@ -220,8 +220,6 @@ def run(cfg: DictConfig) -> Path:
         for name, table in embed_many(recognizers, faces, root, cfg).items():
             write_embeddings(table, folder / f"{name}.parquet")
     summary = {recognizer.name: {"weights": weights_manifest(recognizer)} for recognizer in recognizers}
-    for recognizer in recognizers:
-        recognizer.close()
     outcomes = load_cell_outcomes(pairs, dirs, recognizers, cfg.baseline.metrics)
     resultsio.write_parquet(outcomes, outcomes_path(cell))
     resultsio.write_json(record(cfg, "evaluate", cell=str(cell.root), recognizers=summary,
