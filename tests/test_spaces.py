@@ -36,14 +36,24 @@ FEATURES = {
 
 
 def test_metric_configs_cover_the_papers_spaces():
-    assert set(SPACES.names()) == {"embedding", "fid", "rmse", "ssim", "psnr"}
+    assert set(SPACES.names()) == {"embedding", "fid", "rmse", "ssim", "psnr", "arcface_mbf_l2"}
     for name in SPACES.names():
         space = SPACES.build(name)
         assert isinstance(space, Space) and space.feature in FEATURES
         assert space.similarity == (name in ("ssim", "psnr"))
 
 
-@pytest.mark.parametrize("name", ["embedding", "fid", "rmse", "ssim", "psnr"])
+def test_the_papers_arcface_l2_space_is_an_option_on_the_stand_in():
+    """MFMC Eq. 1's l2 on unit-length ArcFace embeddings, on the arcface_mbf stand-in (never named ArcFace)."""
+    space = SPACES.build("arcface_mbf_l2")
+    assert (space.recognizer, space.distance_metric) == ("arcface_mbf", "euclidean_l2")
+    x = FEATURES["embedding"].astype(np.float64)
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    expected = np.linalg.norm(unit[:2, None] - unit[None], axis=2)
+    assert np.allclose(space.distances(FEATURES["embedding"][:2], FEATURES["embedding"]), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["embedding", "fid", "rmse", "ssim", "psnr", "arcface_mbf_l2"])
 def test_identical_faces_are_closest(name):
     space = SPACES.build(name)
     pool = FEATURES[space.feature]

@@ -239,6 +239,31 @@ def test_table_specs_come_from_the_config(cfg_factory):
     assert list(specs["table1"].strategies) == ["furthest", "random", "random_ag"]
 
 
+def test_config_tables_follow_the_papers_layouts(cfg_factory):
+    """Table 2 = the paper's four columns (furthest in SSIM and RMSE space, Source vs Target then
+    Source vs Result), ours after them; Tables 1 and 3 mark random_ag as not in the paper; Table 3
+    twice (euclidean_l2 and raw euclidean); every header says which strategy is the paper's."""
+    specs = {s.name: s for s in tables.table_specs(cfg_factory())}
+    keys = ["/".join(([s] if len(specs["table2"].spaces) > 1 else []) + [c, label])
+            for s, c, label in specs["table2"].columns()]
+    assert keys[:4] == ["ssim/source_vs_target/furthest", "rmse/source_vs_target/furthest",
+                        "ssim/source_vs_result/furthest", "rmse/source_vs_result/furthest"]
+    assert len(keys) == 12 and not any(specs["table2"].in_paper(k.split("/")[-1]) for k in keys[4:])
+    assert [label for _, _, label in specs["table1"].columns()][-2:] == ["random_ag", "random_ag"]
+    assert specs["table1"].in_paper("random") and not specs["table1"].in_paper("random_ag")
+    assert (specs["table3"].metric, specs["table3_euclidean"].metric) == ("euclidean_l2", "euclidean")
+    assert "random_furthest" in specs["table1"].note and "euclidean_l2" in specs["table3"].note
+    assert "random_furthest" in specs["table3_euclidean"].note
+
+
+def test_columns_beyond_the_paper_are_labelled_so(outcomes):
+    spec = TableSpec(name="t", metric="cosine", strategies={"furthest": "furthest", "random_ag": "random_furthest_ag"},
+                     comparisons=("source_vs_target",), paper_strategies=("furthest",), note="Paper's column: furthest.")
+    md = verification_table(outcomes, spec, ["dlib"]).to_markdown()
+    assert "| Source vs Target: furthest " in md and "Source vs Target: random_ag (not in the paper)" in md
+    assert "Paper's column: furthest." in md
+
+
 def test_evaluated_pairs_feed_the_table(pairs, embeddings):
     rec = FakeRecognizer("toy", {"cosine": 0.1, "euclidean_l2": 0.4, "euclidean": 0.4})
     out = evaluate_pairs(pairs, {"toy": embeddings}, [rec])
@@ -280,6 +305,7 @@ def test_tables_stage_writes_tables_1_to_3_deterministically(cfg_factory, tmp_pa
     names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert names == ["blur/table1.csv", "blur/table1.md", "blur/table1.tex", "blur/table2.csv", "blur/table2.md",
                      "blur/table2.tex", "blur/table3.csv", "blur/table3.md", "blur/table3.tex",
+                     "blur/table3_euclidean.csv", "blur/table3_euclidean.md", "blur/table3_euclidean.tex",
                      "outcomes.parquet", "tables.provenance.json"]
     assert (out / "blur" / "table1.csv").read_text().splitlines()[1:] == [
         "toy,0.0000,1,1.0000,1,0.0000,1,n/a: no result face,0",

@@ -11,8 +11,16 @@ Writes: <results_dir>/tables/<dataset>/<pool>/quality_<metric>-<query>/<generato
         <results_dir>/tables/<dataset>/<pool>/quality_<metric>-<query>.provenance.json
 
 Per swapped face, on the source's aligned 112x112 crop and the anonymized photo cut at the
-source's landmarks: PSNR, SSIM and RMSE (torchmetrics) and the cosine distance of their
-`query_recognizer` embeddings. Per swapped face whose result the detector found again
+source's landmarks: PSNR, SSIM and RMSE (torchmetrics), the cosine distance of their
+`query_recognizer` embeddings (embedding_distance) and the l2 distance of the same embeddings
+at unit length (embedding_l2, deepface's euclidean_l2), and that l2 between the TARGET's pool
+embedding (the manifold's, same recognizer) and the result (embedding_l2_target): the paper's
+Fig. 4 "Embed" row, a face distance whose range (0.9-1.3) is that of l2 on unit vectors and
+whose lowest value is called best (MFMC Sec. 4.1.1, lines 149, 208), which reads as target vs
+result; ours gives both. Per photo with a swapped face, on the WHOLE original photo and the
+whole anonymized photo (photo_psnr, photo_ssim, photo_rmse; a photo whose longer side exceeds
+`quality.photo_max_side` is resized first, both alike): Fig. 4's 31-37 dB are plausible only
+there; the per-pair table repeats its photo's values, the summary averages over photos. Per swapped face whose result the detector found again
 (utility kept): landmark NME (five points, over the inter-ocular distance), mean absolute
 head-pose difference (yaw, pitch, roll from PnP on five points), age difference and gender
 agreement (the age/gender estimator). Per generator: FID between the set of source crops and
@@ -27,6 +35,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import torch
@@ -39,19 +48,22 @@ from bench import resultsio
 from bench.align import align_face
 from bench.facetable import slug
 from bench.footnotes import markdown_with_footnotes
-from bench.layout import Cell, DatasetLayout, quality_files, tables_dir
+from bench.layout import Cell, DatasetLayout, pool_dir, quality_files, tables_dir
 from bench.errors import BenchError
 from bench.imagequality import landmark_nme, pixel_measures, pose_difference
 from bench.progress import progress
 from bench.provenance import record
-from bench.spaces.features import compute_features
+from bench.spaces.features import Features, compute_features
 
 log = logging.getLogger(__name__)
 
-PAIR_COLUMNS = ["source_face", "psnr", "ssim", "rmse", "embedding_distance", "landmark_nme",
-                "pose_difference_deg", "age_difference", "gender_agrees"]
+PAIR_COLUMNS = ["source_face", "psnr", "ssim", "rmse", "embedding_distance", "embedding_l2", "embedding_l2_target",
+                "photo_psnr", "photo_ssim", "photo_rmse", "landmark_nme", "pose_difference_deg", "age_difference",
+                "gender_agrees"]
+PHOTO_COLUMNS = ("photo_psnr", "photo_ssim", "photo_rmse")  # averaged over photos, not pairs
 SUMMARY_COLUMNS = ["generator", "status", "faces", "swapped", "redetection_rate", "n", "psnr", "ssim", "rmse",
-                   "fid", "embedding_distance", "landmark_nme", "pose_difference_deg", "age_difference",
+                   "fid", "embedding_distance", "embedding_l2", "embedding_l2_target", "photos", "photo_psnr",
+                   "photo_ssim", "photo_rmse", "landmark_nme", "pose_difference_deg", "age_difference",
                    "gender_agreement"]
 
 
@@ -87,13 +99,16 @@ def summarise(cfg: DictConfig, cell: Cell, sources: pd.DataFrame, pair_dir: Path
     if len(pairs) and pairs.status.str.startswith("n/a").all():
         return {"generator": cell.generator, "status": pairs.status.iloc[0], "faces": len(pairs)}
     per_pair, src_crops, res_crops = measure_pairs(cfg, cell, pairs, sources)
-    resultsio.write_parquet(per_pair, pair_dir / f"{cell.generator}.parquet")
+    resultsio.write_parquet(per_pair.drop(columns="photo"), pair_dir / f"{cell.generator}.parquet")
     row = {"generator": cell.generator, "status": "ok", "faces": len(pairs),
            "swapped": int((pairs.status == "swapped").sum()),
            "redetection_rate": round(float(pairs.redetected.mean()), 4) if len(pairs) else float("nan"),
            "n": len(per_pair), "fid": frechet_distance(src_crops, res_crops)}
+    photos = per_pair.drop_duplicates("photo") if len(per_pair) else per_pair
+    row["photos"] = len(photos)
     for column in PAIR_COLUMNS[1:]:
-        values = per_pair[column].astype(float) if len(per_pair) else pd.Series(dtype=float)
+        source = photos if column in PHOTO_COLUMNS else per_pair
+        values = source[column].astype(float) if len(source) else pd.Series(dtype=float)
         key = "gender_agreement" if column == "gender_agrees" else column
         row[key] = round(float(values.mean()), 4) if values.notna().any() else float("nan")
     return row
@@ -109,7 +124,7 @@ def measure_pairs(cfg: DictConfig, cell: Cell, pairs: pd.DataFrame, sources: pd.
     src = sources.set_index("face_id").loc[done.source_face].reset_index()
     src = src[src.aligned.astype(bool)].reset_index(drop=True)
     if not len(src):
-        return pd.DataFrame(columns=PAIR_COLUMNS), np.zeros((0, 112, 112, 3), np.uint8), np.zeros((0, 112, 112, 3), np.uint8)
+        return pd.DataFrame(columns=[*PAIR_COLUMNS, "photo"]), np.zeros((0, 112, 112, 3), np.uint8), np.zeros((0, 112, 112, 3), np.uint8)
     at_source = src.assign(photo=[f"photos/{slug(p)}.png" for p in src.photo])
     src_crops = read_crops(cell.dataset_dir, src.crop)
     res_crops = np.stack([align_face(read_rgb(cell.root / p), np.asarray(l, np.float32).reshape(5, 2), size=112)
@@ -118,11 +133,81 @@ def measure_pairs(cfg: DictConfig, cell: Cell, pairs: pd.DataFrame, sources: pd.
     table = pd.DataFrame({"source_face": src.face_id.astype(str)})
     for name, values in pixel_measures(src_crops, res_crops).items():
         table[name] = values.astype(np.float64).round(6)
-    table["embedding_distance"] = cosine_distances(
-        compute_features(src, cell.dataset_dir, dataset_root(cfg.dataset), ["embedding"], cfg),
-        compute_features(at_source, cell.root, cell.root, ["embedding"], cfg))
+    f_src = compute_features(src, cell.dataset_dir, dataset_root(cfg.dataset), ["embedding"], cfg)
+    f_res = compute_features(at_source, cell.root, cell.root, ["embedding"], cfg)
+    table["embedding_distance"] = cosine_distances(f_src, f_res)
+    table["embedding_l2"] = unit_l2(table["embedding_distance"].to_numpy(np.float64))
+    targets = done.set_index("source_face").loc[src.face_id].target.astype(str).to_numpy()
+    pool_rows = target_features(cfg, cell, targets)
+    table["embedding_l2_target"] = (unit_l2(cosine_distances(pool_rows, f_res)) if pool_rows is not None
+                                    else np.full(len(table), np.nan))
+    table["photo"] = src.photo.astype(str).to_numpy()
+    measured = photo_measures(cfg, cell, sorted(set(table.photo)))
+    for column in PHOTO_COLUMNS:
+        table[column] = [measured[p][column] for p in table.photo]
     table = table.join(utility(cfg, cell, src, done), on="source_face")
-    return table[PAIR_COLUMNS], src_crops, res_crops
+    return table[[*PAIR_COLUMNS, "photo"]], src_crops, res_crops
+
+
+def unit_l2(cosine: np.ndarray) -> np.ndarray:
+    """The l2 distance of two unit-length embeddings from their cosine distance d: sqrt(2 d)
+    (deepface's euclidean_l2, up to its 1e-10 in the norm); NaN stays NaN."""
+    return np.round(np.sqrt(2.0 * np.clip(np.asarray(cosine, np.float64), 0.0, None)), 6)
+
+
+class _Rows:
+    """Features-like view of some rows of the manifold's embeddings (cosine_distances' input)."""
+
+    def __init__(self, matrix: np.ndarray, ok: np.ndarray, status: dict):
+        self._matrix, self._ok, self.status = matrix, ok, status
+
+    def __len__(self) -> int:
+        return len(self._ok)
+
+    def ok(self, kind: str) -> np.ndarray:
+        return self._ok
+
+    def matrix(self, kind: str) -> np.ndarray:
+        return self._matrix
+
+
+def target_features(cfg: DictConfig, cell: Cell, targets) -> _Rows | None:
+    """The pool embeddings (the manifold's, `query_recognizer`'s) of each target face id (a
+    target without one reads NaN downstream); None when the manifold has no such embeddings."""
+    path = pool_dir(cell.results_dir, cell.pool).arrays
+    if not path.is_file() or not len(targets):
+        return None
+    feats = Features.load(path)
+    if "embedding" not in feats.status or feats.info.get("recognizer") != str(cfg.query_recognizer):
+        return None
+    index = {str(f): i for i, f in enumerate(feats.face_id)}
+    rows = np.array([index.get(t, -1) for t in targets])
+    found = rows >= 0
+    matrix = feats.matrix("embedding")[np.where(found, rows, 0)]
+    ok = found & feats.ok("embedding")[np.where(found, rows, 0)]
+    return _Rows(matrix, ok, {"embedding": None})
+
+
+def photo_measures(cfg: DictConfig, cell: Cell, photos: list[str]) -> dict[str, dict[str, float]]:
+    """{photo: {photo_psnr, photo_ssim, photo_rmse}} between the whole original photo (EXIF turn
+    applied, as the faces stage saw it) and the whole anonymized photo; both resized alike when
+    the longer side exceeds `quality.photo_max_side` (SSIM's memory grows with the pixels)."""
+    max_side = int(cfg.quality.get("photo_max_side") or 0)
+    out = {}
+    for photo in progress(photos, f"{cell.generator}: whole photos", unit="photo"):
+        original = load_photo(dataset_root(cfg.dataset) / photo).rgb
+        result = read_rgb(cell.root / "photos" / f"{slug(photo)}.png")
+        if result.shape != original.shape:
+            out[photo] = {c: float("nan") for c in PHOTO_COLUMNS}
+            continue
+        scale = max_side / max(original.shape[:2]) if max_side else 1.0
+        if scale < 1.0:
+            size = (max(1, round(original.shape[1] * scale)), max(1, round(original.shape[0] * scale)))
+            original = cv2.resize(original, size, interpolation=cv2.INTER_AREA)
+            result = cv2.resize(result, size, interpolation=cv2.INTER_AREA)
+        values = pixel_measures(original[None], result[None])
+        out[photo] = {f"photo_{k}": round(float(v[0]), 6) for k, v in values.items()}
+    return out
 
 
 def utility(cfg: DictConfig, cell: Cell, src: pd.DataFrame, done: pd.DataFrame) -> pd.DataFrame:

@@ -5,7 +5,7 @@ Reads, for the configured dataset and pool (bench.layout and bench.access.layout
     tables/<dataset>/<pool>/verification/<generator>/<table>.csv, tables.provenance.json   Tables 1-3
     tables/baseline.csv, figures/baseline_roc.png           the genuine baseline
     tables/<dataset>/<pool>/quality_<metric>-<query>.csv    Fig. 4's quality tables (every one there)
-    tables/paper_vs_ours.csv                                the paper beside ours
+    tables/paper_vs_ours.csv, figures/paper_vs_ours_<table>.png   the paper beside ours
     figures/<dataset>/<pool>/*.png                          the paper's figures
     each cell (<dataset>/cells/<pool>/<generator>/<metric>-<query>/): pairs.parquet, faces.parquet
         and crops/ (result faces), outcomes.parquet (the recognizers' verdicts), photos.csv,
@@ -38,7 +38,7 @@ from omegaconf import DictConfig
 from bench import resultsio
 from bench.access.layout import PlatformLayout
 from bench.footnotes import na_reason
-from bench.layout import (AttackOutputs, BaselineOutputs, Cell, DatasetLayout, figures_dir, find_cells, paper_files,
+from bench.layout import (PAPER_CHARTS, AttackOutputs, BaselineOutputs, Cell, DatasetLayout, figures_dir, find_cells, paper_files,
                           pool_dir, report_dir, tables_dir, verification_dir, verification_provenance)
 from bench.report.html import HtmlTable, ReportFiles, TableCell, frame_table, read_csv, render, with_pair_counts
 
@@ -58,7 +58,8 @@ FIGURE_CAPTIONS = {
     "access_scale": "Storage and work for 10³–10⁶ users",
 }
 UNSHOWN_CHOICES = ("paths",)  # config groups every run shares, left out of the provenance table
-PAPER_COLUMNS = ["claim", "where", "unit", "paper", "ours", "difference", "recognizer", "reason"]
+PAPER_COLUMNS = ["claim", "where", "line", "unit", "paper", "ours", "difference", "recognizer", "reason"]
+HEADLINE_COLUMNS = ["claim", "where", "line", "paper", "paper_note", "ours", "detail", "difference", "distance"]
 # The anonymize stage's photos.csv counts (bench.stages.anonymize.PHOTO_COLUMNS), summed per cell.
 PHOTO_COUNTS = ("faces", "swapped", "fallback", "audit_found", "audit_covered", "left_real")
 VERIFICATION_NOTE = ("Fraction of pairs a recognizer verifies as the same person (lower = better "
@@ -209,15 +210,30 @@ def quality(results: Path, dataset: str, pool: str, files: ReportFiles) -> Secti
     return Section(tables=tables)
 
 
-def paper(results: Path, files: ReportFiles, opts: DictConfig) -> Section:
-    """The paper-vs-ours table, whole (folded when longer than `report.max_rows`)."""
-    path = paper_files(results)["csv"]
-    table = csv_table(path, files, "Every quantitative claim of the paper beside ours", columns=PAPER_COLUMNS,
-                      notes=["Other columns (page, source, the run's dataset, pool, provenance): the linked CSV."])
-    if table is None:
-        return Section(status="not run: `python -m bench paper`")
+def paper(results: Path, files: ReportFiles, opts: DictConfig) -> dict[str, Section]:
+    """The paper beside ours: the headline claims (the paper's percentages, ours computed its
+    way) first, then the charts of Tables 1-3, then every claim (folded when longer than
+    `report.max_rows`). Keys headline, charts, table."""
+    outputs = paper_files(results)
+    path = outputs["csv"]
+    if not path.is_file():
+        return {"headline": Section(status="not run: `python -m bench paper`"), "charts": Section(), "table": Section()}
+    frame = read_csv(path)
+    lead = frame[frame.headline == "yes"] if "headline" in frame else frame.iloc[:0]
+    headline = frame_table(lead, "Headline claims: the paper's percentages beside ours, computed the paper's way",
+                           columns=HEADLINE_COLUMNS,
+                           notes=["Ours = 1 - our value on the same column (\"by\"), or the value itself for Table 3's "
+                                  "\"to\"; averages over the paper's seven recognizers only. The headline numbers: "
+                                  "headline.json."])
+    headline.source, headline.source_name = files.file(path), relative(path, files)
+    charts = [figure(outputs[f"chart_{name}"], files, f"{name}: the paper vs ours per recognizer (ours with its n)")
+              for name in PAPER_CHARTS]
+    table = csv_table(path, files, "Every number of the paper beside ours", columns=PAPER_COLUMNS,
+                      notes=["Other columns (section, the run's dataset, pool, provenance): the linked CSV; the "
+                             "paper's errors of its own and its L2 reading: the Markdown beside it."])
     table.folded = len(table.rows) > int(opts.max_rows)
-    return Section(tables=[table])
+    return {"headline": Section(tables=[headline]), "charts": Section(figures=[c for c in charts if c]),
+            "table": Section(tables=[table])}
 
 
 def figures(results: Path, dataset: str, pool: str, files: ReportFiles) -> Section:

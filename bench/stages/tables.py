@@ -3,10 +3,12 @@
 Each cell is the fraction of pairs that a recognizer verifies as the same person at its
 default threshold (lower = better anonymization), with the number of pairs behind it; a row
 per recognizer plus their unweighted average; columns Source vs Target and Source vs Result,
-each for the "furthest" and the "random" target strategy (conf/config.yaml `tables`).
-Table 1 uses cosine distance, Table 3 L2 (deepface's euclidean_l2), both with targets
-queried in embedding space; Table 2 repeats the layout for targets queried in SSIM and RMSE
-space. A cell without a number says "n/a: <reason>" (in the Markdown rendering "n/a¹", each
+each for the "furthest" and the "random" target strategy (conf/config.yaml `tables`), the
+paper's columns first and ours beyond the paper after them, labelled "not in the paper".
+Table 1 uses cosine distance, Table 3 L2 twice (table3: deepface's euclidean_l2 on unit-length
+embeddings; table3_euclidean: raw euclidean), with targets queried in embedding space; Table 2
+has the paper's four columns (the furthest target in SSIM and in RMSE space, Source vs Target
+then Source vs Result). Each table's header says which of our strategies is the paper's column. A cell without a number says "n/a: <reason>" (in the Markdown rendering "n/a¹", each
 distinct reason once under the table: bench.footnotes).
 
 `verification_table(outcomes, spec, recognizers)` is the pure writer: it takes the long
@@ -14,7 +16,7 @@ outcome table of bench.stages.evaluate.evaluate_pairs and returns a Verification
 renders CSV, Markdown and LaTeX.
 
 Reads (run): every <results_dir>/<dataset>/cells/<pool>/**/outcomes.parquet (evaluate stage).
-Writes: <results_dir>/tables/<dataset>/<pool>/verification/<generator>/{table1,table2,table3}.{csv,md,tex},
+Writes: <results_dir>/tables/<dataset>/<pool>/verification/<generator>/<tables.specs key>.{csv,md,tex},
         <results_dir>/tables/<dataset>/<pool>/verification/outcomes.parquet   (all per-pair outcomes)
         <results_dir>/tables/<dataset>/<pool>/verification/tables.provenance.json
 """
@@ -41,7 +43,9 @@ log = logging.getLogger(__name__)
 
 COMPARISON_LABELS = {"source_vs_target": "Source vs Target", "source_vs_result": "Source vs Result"}
 SPACE_LABELS = {"embedding": "Embedding", "fid": "FID", "rmse": "RMSE", "ssim": "SSIM", "psnr": "PSNR"}
-METRIC_LABELS = {"cosine": "cosine", "euclidean_l2": "L2", "euclidean": "Euclidean"}
+METRIC_LABELS = {"cosine": "cosine", "euclidean_l2": "L2 of unit-length embeddings (euclidean_l2)",
+                 "euclidean": "raw Euclidean"}
+NOT_IN_PAPER = "not in the paper"
 AVERAGE = "average"
 OK = "ok"
 
@@ -99,10 +103,14 @@ class VerificationTable:
         table = self.wide(lambda rate: f"{rate:.4f}", count_fmt=lambda n: str(int(n)))
         return table.reset_index().to_csv(index=False, lineterminator="\n")
 
+    def label(self, label: str) -> str:
+        """A strategy column's label as shown: the paper's as it is, ours beyond it marked."""
+        return label if self.spec.in_paper(label) else f"{label} ({NOT_IN_PAPER})"
+
     def display_labels(self) -> list[str]:
         multi_space = len(self.spec.spaces) > 1
         return [
-            (f"{SPACE_LABELS.get(s, s)} · " if multi_space else "") + f"{COMPARISON_LABELS.get(c, c)}: {label}"
+            (f"{SPACE_LABELS.get(s, s)} · " if multi_space else "") + f"{COMPARISON_LABELS.get(c, c)}: {self.label(label)}"
             for s, c, label in self.spec.columns()
         ]
 
@@ -111,6 +119,8 @@ class VerificationTable:
         table.columns = self.display_labels()
         table.index.name = "Recognizer"
         lines = [f"**{self.spec.title}**", ""] if self.spec.title else []
+        if self.spec.note:
+            lines += [self.spec.note, ""]
         # "n/a: <reason>" cells become "n/a¹" with each reason once under the table (the CSV keeps them).
         lines.append(markdown_with_footnotes(table.reset_index(), index=False, tablefmt="pipe", disable_numparse=True))
         lines += ["", self.note()]
@@ -120,7 +130,7 @@ class VerificationTable:
         table = self.wide(display_cell)
         multi_space = len(self.spec.spaces) > 1
         table.columns = pd.MultiIndex.from_tuples([
-            ((SPACE_LABELS.get(s, s),) if multi_space else ()) + (COMPARISON_LABELS.get(c, c), label)
+            ((SPACE_LABELS.get(s, s),) if multi_space else ()) + (COMPARISON_LABELS.get(c, c), self.label(label))
             for s, c, label in self.spec.columns()
         ])
         table.index.name = None
@@ -128,6 +138,7 @@ class VerificationTable:
                   .format_index(escape="latex", axis=1))
         body = styler.to_latex(hrules=True, multicol_align="c", column_format="l" + "c" * table.shape[1])
         header = [f"% {self.spec.title}"] if self.spec.title else []
+        header += [f"% {self.spec.note}"] if self.spec.note else []
         header += [f"% {line}" for line in self.note().splitlines()]
         return "\n".join(header) + "\n" + body
 
