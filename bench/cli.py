@@ -54,6 +54,7 @@ COMMANDS = {
     "attack": ("bench.stages.attack", "attack one cell's anonymization on the identities set: gallery identification, linkability, parrot attacker, distances, Supp. D k-anonymity (results/attack/)"),
     "paper": ("bench.stages.paper", "every quantitative claim of the paper beside our value (results/tables/paper_vs_ours.{csv,md})"),
     "report": ("bench.stages.report", "the HTML report of a run, from result files only (results/report/index.html)"),
+    "dvc": ("bench.stagetable", "write dvc.yaml and perf/dvc.yaml from the stage table (bench/stagetable.py) and params.yaml"),
     "run": ("bench.pipeline", "the whole chain for one cell (or the cells of pipeline.cells, e.g. +experiment=table1): faces, pool, manifold, query, anonymize, evaluate, leaks, tables, quality"),
 }
 
@@ -172,11 +173,22 @@ class Task:
                 # The entry's return value is dropped: a launcher would have to pickle it back.
                 # Log lines print above the progress bars instead of through them (bench.progress).
                 with logging_to_bars():
-                    getattr(importlib.import_module(self.module), self.entry)(cfg)
+                    entry = getattr(importlib.import_module(self.module), self.entry)
+                    for one in self.cells(cfg):
+                        entry(one)
         except EXPECTED_ERRORS as err:
             if HydraConfig.get().mode == RunMode.RUN:
                 raise SingleJobError(err) from err
             raise
+
+    def cells(self, cfg: DictConfig) -> list[DictConfig]:
+        """The configs this command's one process runs: a cell command (CELL_COMMANDS) runs
+        every cell of `pipeline.cells` in turn (models load once; the caches skip unchanged
+        work); any other command runs `cfg` itself."""
+        from bench.config import cell_configs
+        from bench.stagetable import CELL_COMMANDS
+
+        return cell_configs(cfg) if self.command in CELL_COMMANDS else [cfg]
 
 
 def hydra_app(task: Task, hydra_argv: list[str]) -> None:

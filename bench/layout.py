@@ -1,36 +1,14 @@
-"""Where every stage writes: the one module that computes result paths.
-
-Stages, `dvc.yaml` and the tests agree through this module: a stage asks it for its output
-paths, `stage_outputs(params)` lists what each `dvc.yaml` stage declares for a `params.yaml`
-(tests/test_layout.py resolves `dvc.yaml` with DVC itself and compares), and the files a
-stage run leaves behind are checked against the same list. Everything is under
-<results_dir>/:
-
-    <dataset>/faces.parquet, photos.csv, failures.csv, crops/, faces.provenance.json   faces
-    <dataset>/embeddings/<recognizer>.parquet                                 embed (not in dvc.yaml)
-    <dataset>/targets/<pool>/<metric>-<query>.{parquet,failures.csv,provenance.json}  query
-    <dataset>/cells/<pool>/<generator>/<metric>-<query>/                      one cell (Cell)
-    pools/<pool>/images/ (generated pools), pool.provenance.json                        pool
-    pools/<pool>/faces.parquet, images.csv, failures.csv, crops/, manifold.*           manifold
-    tables/<dataset>/<pool>/verification/                                              tables
-    tables/<dataset>/<pool>/quality_<metric>-<query>{.csv,.md,/,.provenance.json}      quality
-    figures/<dataset>/<pool>/                                                          figures
-    tables/access_*, figures/access_*, platform/     platform (bench.access.layout)
-    metrics.json                                                                       metrics
-    tables/paper_vs_ours.{csv,md}, .provenance.json                                    paper
-    identities/ (faces + embeddings), tables/baseline*, figures/baseline_roc.png      baseline
-    labelled/ (the identities set as a dataset: faces, targets, cells),
-    attack/<dataset>/<pool>/<generator>/<metric>-<query>/                              attack
-    report/index.html, report/files/<path under results_dir>                          report
-    benchmarks/  detection recall, naive vs harness, stage profile, query scaling, summary (`python -m bench recall|perf|perf-*`)
-    cache/<kind>/…   content-addressed caches (detections, embeddings, features): shared by
-                     every stage and cell, written atomically, never a DVC output.
+"""Where every stage writes: the one module that computes result paths, all under
+<results_dir>/. A stage asks it for its paths; the stage table (bench.stagetable) declares
+them to DVC through the same functions, so a path is written once. `python -m bench dvc
+--help` and docs/outputs.md list what each stage writes. The content-addressed caches
+(<results_dir>/cache/<kind>/: detections, embeddings, features) are shared by every stage
+and cell, written atomically, and never a DVC output.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from omegaconf import DictConfig
 
@@ -45,70 +23,6 @@ def cache_dir(results_dir: Path | str, kind: str) -> Path:
     """<results_dir>/cache/<kind>: content-addressed entries (file name = content hash), each
     written atomically, so concurrent stages and cells share them safely."""
     return Path(results_dir) / "cache" / kind
-
-
-# What each command's output paths are named by, beside results_dir (config keys; a group's
-# choice for metric, query, generator, access): two runs of a command that agree on these
-# write the same files, whatever else differs (detector, seed, thresholds, recognizers).
-# bench.sweeps refuses a sweep whose jobs share a file. A command not listed is named by
-# results_dir alone (metrics, paper, report, platform, baseline, recall, perf*); `run` writes
-# its cells (bench.sweeps expands `pipeline.cells`); see command_outputs for the rest.
-_CELL = ("dataset.name", "pool.name", "generator", "metric", "query")
-COMMAND_PATH_KEYS: dict[str, tuple[str, ...]] = {
-    "faces": ("dataset.name",),
-    "embed": ("dataset.name",),  # and one file per recognizer
-    "pool": ("pool.name",),
-    "manifold": ("pool.name",),
-    "query": ("dataset.name", "pool.name", "metric", "query"),
-    "anonymize": _CELL, "evaluate": _CELL, "leaks": _CELL,
-    "quality": ("dataset.name", "pool.name", "metric", "query"),
-    "tables": ("dataset.name", "pool.name"),
-    "figures": ("dataset.name", "pool.name"),
-    "view": ("access", "photo", "viewer"),
-}
-_CHOICE_KEYS = ("generator", "metric", "query", "access", "recognizer")
-# (command, entry function) pairs that write no file.
-READ_ONLY = {("config", "run"), ("check", "run"), ("weights", "status"), ("weights", "check")}
-
-
-def command_outputs(cfg: DictConfig, command: str, entry: str = "run") -> set[str] | None:
-    """What `python -m bench <command>` (entry function `entry`) run on `cfg` writes, as names
-    that are equal for the same files: the absolute results_dir with COMMAND_PATH_KEYS'
-    values, one name per file where a command writes one per recognizer (embed, calibrate),
-    the attack's folder, the gate's baseline; `weights provision|fetch` write the shared
-    weights manifest. Two runs whose names meet write a common file. None: writes nothing.
-    `run` is named here by its own cell; bench.sweeps names it by each cell of `pipeline.cells`."""
-    from omegaconf import OmegaConf
-
-    from bench.config import CONF_DIR
-
-    def value(key: str):
-        found = (cfg.get("choices") or {}).get(key) if key in _CHOICE_KEYS else OmegaConf.select(cfg, key, default=None)
-        return OmegaConf.to_container(found, resolve=True) if OmegaConf.is_config(found) else found
-
-    def absolute(path) -> str:
-        return str(Path(str(path)).expanduser().resolve())
-
-    if (command, entry) in READ_ONLY:
-        return None
-    if command == "check":
-        return {f"gate.baseline={absolute(cfg.gate.baseline)}"}
-    if command == "weights":
-        return {"weights manifest"}
-    if command == "calibrate":  # <out_dir>/<file> of each recognizer calibrated
-        out_dir = absolute(value("calibrate.out_dir") or CONF_DIR / "calibration")
-        names = [value("recognizer")] if value("recognizer") else list(value("recognizers") or [])
-        return {f"calibration={out_dir}/{name}" for name in names}
-    if command == "attack":
-        return {f"attack={absolute(AttackOutputs.from_config(cfg).root)}"}
-    root = absolute(cfg.results_dir)
-    keys = COMMAND_PATH_KEYS.get(command, ()) if command != "run" else _CELL
-    name = " ".join([f"results_dir={root}", *(f"{key}={value(key)}" for key in keys)])
-    if command == "embed":
-        return {f"{name} recognizer={r}" for r in value("recognizers") or []}
-    if command in ("perf", "perf-profile") and value("perf.profile.results_dir"):
-        return {name, f"perf.profile.results_dir={absolute(value('perf.profile.results_dir'))}"}  # stages run there
-    return {name}
 
 
 # ---- a dataset's files ---------------------------------------------------------------------
@@ -416,11 +330,28 @@ def metrics_json(results_dir: Path | str) -> Path:
     return Path(results_dir) / "metrics.json"
 
 
+# The paper's tables that the paper stage charts beside ours (conf/paper/<name>.yaml).
+PAPER_CHARTS = ("table1", "table2", "table3")
+
+
+def headline_json(results_dir: Path | str) -> Path:
+    """The paper stage's headline numbers (a few dozen, for `dvc metrics show/diff`): the
+    percentage claims ours vs the paper's, Tables 1-3 averages, faces left real, leaking faces."""
+    return Path(results_dir) / "headline.json"
+
+
+def paper_chart(results_dir: Path | str, table: str) -> Path:
+    """The paper stage's chart of one table: paper vs ours per recognizer."""
+    return Path(results_dir) / "figures" / f"paper_vs_ours_{table}.png"
+
+
 def paper_files(results_dir: Path | str) -> dict[str, Path]:
-    """The paper stage's table: every quantitative claim of the paper beside ours."""
+    """Everything the paper stage writes: every quantitative claim of the paper beside ours
+    (csv, md, provenance), the headline numbers (headline) and a chart per table (chart_<table>)."""
     tables = Path(results_dir) / "tables"
     return {"csv": tables / "paper_vs_ours.csv", "md": tables / "paper_vs_ours.md",
-            "provenance": tables / "paper_vs_ours.provenance.json"}
+            "provenance": tables / "paper_vs_ours.provenance.json", "headline": headline_json(results_dir),
+            **{f"chart_{name}": paper_chart(results_dir, name) for name in PAPER_CHARTS}}
 
 
 # ---- the genuine baseline ------------------------------------------------------------------
@@ -618,46 +549,3 @@ class AttackOutputs:
         when it attacks the identities set (the cell's own dataset folder belongs to the
         faces, query, anonymize and evaluate stages)."""
         return [self.root, self.data.root] if self.dataset == ATTACK_DATASET else [self.root]
-
-
-# ---- what dvc.yaml declares ------------------------------------------------------------------
-
-def stage_outputs(params: Mapping) -> dict[str, list[Path]]:
-    """Every `dvc.yaml` stage (DVC's name: `stage` or `stage@<matrix values>`) and the paths it
-    declares as outs, metrics or plots, for the choices in `params` (params.yaml's keys:
-    results_dir, dataset, pool, generator, table_metrics, table_queries, all_metrics,
-    compare_generators, compare_metric, compare_query). Dataset and pool names are the keys
-    themselves (the configs in conf/dataset and conf/pool name their results folders so); the
-    identities set's folder is IDENTITIES (conf/config.yaml `identities.name`)."""
-    from bench.access.layout import PlatformLayout
-
-    results, dataset, pool = Path(params["results_dir"]), str(params["dataset"]), str(params["pool"])
-    data = DatasetLayout(results, dataset)
-    out: dict[str, list[Path]] = {
-        "faces": [data.faces, data.photos, data.failures, data.crops, data.provenance],
-        "pool": [pool_dir(results, "dcgan").generated_images, pool_dir(results, "dcgan").generation],
-        "manifold": pool_dir(results, pool).manifold_files(),
-    }
-    for metric in params["all_metrics"]:
-        for query in params["table_queries"]:
-            out[f"query@{metric}-{query}"] = target_files(data.targets(pool, metric, query))
-    for metric in params["table_metrics"]:
-        for query in params["table_queries"]:
-            cell = Cell(results, dataset, pool, metric, query, str(params["generator"]))
-            out[f"anonymize@{metric}-{query}"] = cell.anonymize_files()
-            out[f"evaluate@{metric}-{query}"] = cell.evaluate_files()
-            out[f"leaks@{metric}-{query}"] = cell.leaks_files()
-    for generator in params["compare_generators"]:
-        cell = Cell(results, dataset, pool, params["compare_metric"], params["compare_query"], str(generator))
-        out[f"compare@{generator}"] = [cell.root]
-    out["tables"] = [verification_dir(results, dataset, pool)]
-    out["quality"] = list(quality_files(results, dataset, pool, params["compare_metric"], params["compare_query"]).values())
-    out["figures"] = [figures_dir(results, dataset, pool)]
-    out["platform"] = PlatformLayout(results).declared()
-    out["baseline"] = BaselineOutputs(results).files()
-    out["metrics"] = [metrics_json(results)]
-    out["paper"] = list(paper_files(results).values())
-    out["attack"] = AttackOutputs(results, pool, str(params["generator"]), str(params["compare_metric"]),
-                                  str(params["compare_query"]), dataset).files()
-    out["report"] = [report_dir(results)]
-    return out

@@ -10,7 +10,8 @@ The jobs are the ones Hydra's basic sweeper runs: the primary config composed as
 composes it for a multirun (its `hydra.sweeper.params` first, then the command line), expanded
 by `BasicSweeper.split_arguments` (comma lists, `range()`, `glob()`, `choice()`), in Hydra's job
 order; each job composed as it will run (bench.config.load_config) and named by what its
-command writes (`bench.layout.command_outputs`; `run` by each cell of its `pipeline.cells`).
+command writes (`bench.stagetable.command_outputs`; `run` and the cell commands by each cell
+of their `pipeline.cells`).
 Another sweeper (`hydra/sweeper=…`) picks its jobs as it runs: not checked, with a warning.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections import defaultdict
 
 from bench.config import CONF_DIR, cell_configs, load_config
 from bench.errors import BenchError
-from bench.layout import READ_ONLY, command_outputs
+from bench.stagetable import CELL_COMMANDS, READ_ONLY, command_outputs
 
 log = logging.getLogger(__name__)
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -57,11 +58,12 @@ def sweep_jobs(overrides: list[str]) -> list[list[str]] | None:
 
 
 def job_outputs(job: list[str], command: str, entry: str) -> set[str] | None:
-    """What one job writes (bench.layout.command_outputs); `run`: what each of its cells writes."""
+    """What one job writes (bench.stagetable.command_outputs); `run` and the cell commands
+    (CELL_COMMANDS): what each of its cells writes."""
     cfg = load_config(job)
-    if command != "run":
+    if command != "run" and command not in CELL_COMMANDS:
         return command_outputs(cfg, command, entry)
-    return set().union(*(command_outputs(cell, "run") for cell in cell_configs(cfg)))
+    return set().union(*(command_outputs(cell, command) for cell in cell_configs(cfg)))
 
 
 def check_sweep(command: str, entry: str, overrides: list[str]) -> None:

@@ -308,7 +308,7 @@ def test_every_experiment_composes_into_existing_cells(name):
             assert getattr(cell, group) in group_options(group)
             assert one[group]._target_  # the node of that option, not the command's
     text = (CONF_DIR / "experiment" / f"{name}.yaml").read_text()
-    assert text.startswith("# @package _global_") and "dvc exp run -S" in text
+    assert text.startswith("# @package _global_") and "params.yaml keys" in text
 
 
 def test_experiment_cells_carry_their_own_components():

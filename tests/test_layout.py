@@ -1,4 +1,5 @@
-"""One layout: what dvc.yaml declares is what bench.layout computes, stage by stage."""
+"""One layout: what dvc.yaml declares (as DVC resolves it) is what the stage table computes
+through bench.layout, stage by stage."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench import layout
+from bench import layout, stagetable
 from bench.config import load_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,12 +29,12 @@ def _stage_names(repo: Path) -> set[str]:
 def test_dvc_yaml_declares_what_the_layout_computes():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     declared = dvc_declared(REPO)
-    computed = {stage: set(paths) for stage, paths in layout.stage_outputs(params).items()}
-    assert sorted(declared) == sorted(computed), "stages differ between dvc.yaml and bench.layout.stage_outputs"
+    computed = {stage: set(paths) for stage, paths in stagetable.stage_outputs(params).items()}
+    assert sorted(declared) == sorted(computed), "stages differ between dvc.yaml and bench.stagetable.stage_outputs"
     for stage in declared:
         assert declared[stage] == computed[stage], (
             f"{stage}: only in dvc.yaml {sorted(map(str, declared[stage] - computed[stage]))}, "
-            f"only in bench.layout {sorted(map(str, computed[stage] - declared[stage]))}")
+            f"only in the stage table {sorted(map(str, computed[stage] - declared[stage]))}")
 
 
 def test_perf_pipeline_declares_what_the_layout_computes():
@@ -50,7 +51,7 @@ def test_perf_pipeline_declares_what_the_layout_computes():
     assert all(not out.use_cache and out.persist for out in perf.outs)
     assert "perf" not in _stage_names(REPO)
     bench_dir = layout.benchmarks_dir(params["results_dir"])
-    for stage, paths in layout.stage_outputs(params).items():
+    for stage, paths in stagetable.stage_outputs(params).items():
         assert not any(path == bench_dir or bench_dir in path.parents or path in bench_dir.parents
                        for path in paths), stage
 
@@ -58,7 +59,7 @@ def test_perf_pipeline_declares_what_the_layout_computes():
 def test_no_path_is_declared_by_two_stages():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     owner: dict[Path, str] = {}
-    for stage, paths in layout.stage_outputs(params).items():
+    for stage, paths in stagetable.stage_outputs(params).items():
         for path in paths:
             for other, who in owner.items():
                 assert not (path == other or path in other.parents or other in path.parents), (

@@ -261,7 +261,7 @@ def test_sweep_values_from_the_config_are_jobs_too(tmp_path, monkeypatch):
 
 
 def test_what_names_a_commands_outputs(tmp_path, cfg_factory):
-    from bench.layout import command_outputs
+    from bench.stagetable import command_outputs
 
     base = cfg_factory()
     for command in ("faces", "anonymize", "run", "tables", "paper", "attack", "calibrate", "view", "embed"):

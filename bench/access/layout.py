@@ -90,7 +90,7 @@ class PlatformLayout:
         return self.root / "enrol"
 
     def declared(self) -> list[Path]:
-        """The platform stage's outputs, as dvc.yaml declares them (bench.layout.stage_outputs)."""
+        """The platform stage's outputs, as dvc.yaml declares them (bench.stagetable)."""
         return [self.table_csv, self.table_md, self.threshold_csv, self.scale_csv, self.scale_md,
                 self.threshold_png, self.scale_png, self.fig1, self.fig2, self.root, self.provenance]
 

@@ -94,11 +94,13 @@ def detect_turned(detector, bgr, rotations, merge_iou: float) -> list:
     return merge_detections(found, merge_iou)
 
 
-def turned_cache(cfg, name: str, detector, rotations, merge_iou: float):
+def turned_cache(cfg, name: str, detector, rotations, merge_iou: float, scan_margin: float | None = None):
     """The DetectionCache of `detect_turned(detector, ..., rotations, merge_iou)` results per
     photo content (the anonymize audit's and the leak check's), under
     <results_dir>/cache/detections/: keyed by all that decides what it stores, the detector's
-    settings, weights and code, the turns and the IoU they are merged at."""
+    settings, weights and code, the turns and the IoU they are merged at; `scan_margin`: the
+    scans of an edited photo around its changes only (bench.detectors.changed), apart from
+    the whole-photo scans."""
     from bench.facetable import DetectionCache, detector_key
     from bench.layout import cache_dir
     from bench.registry import component_config

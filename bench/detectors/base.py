@@ -53,6 +53,12 @@ class Detector(Component, abc.ABC):
     # scan); multi-threaded runtimes (onnxruntime, OpenCV DNN) already use every core.
     parallel: int = 1
 
+    def native_scale(self, height: int, width: int) -> bool:
+        """Whether this detector scans a part of a height x width photo at the scale it scans
+        the whole photo (then a window's faces are the whole scan's there; bench.detectors.
+        changed). False for one that resizes its input to a fixed size (SCRFD)."""
+        return True
+
     def detect(self, bgr: np.ndarray) -> list[Detection]:
         """All faces in one BGR uint8 photo, in a deterministic order (left to right, top to bottom).
 

@@ -78,6 +78,9 @@ class CenterFaceDetector(Detector):
         path = first_existing("CenterFace", self.model_paths)
         self._session = cpu_session(dynamic_model_bytes(path), self.threads)
 
+    def native_scale(self, height: int, width: int) -> bool:
+        return self.max_size is None or max(height, width) <= self.max_size  # else the photo is shrunk
+
     def _detect(self, bgr: np.ndarray) -> list[Detection]:
         height, width = bgr.shape[:2]
         scale = min(1.0, self.max_size / max(height, width)) if self.max_size else 1.0

@@ -121,6 +121,14 @@ class EnsembleDetector(Detector):
         self.prepare()
         return dict(self._missing)
 
+    def ready(self) -> dict[str, Detector]:
+        """The members that run here (after prepare()), by name."""
+        self.prepare()
+        return dict(self._ready)
+
+    def native_scale(self, height: int, width: int) -> bool:
+        return all(member.native_scale(height, width) for member in self.members.values())
+
     def _detect(self, bgr: np.ndarray) -> list[Detection]:
         return self.detect_many([bgr])[0]
 

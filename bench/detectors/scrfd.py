@@ -29,6 +29,9 @@ class ScrfdDetector(Detector):
         self._model.prepare(ctx_id=-1, input_size=self.input_size, det_thresh=self.score_threshold)
         self._model.nms_thresh = self.nms_threshold
 
+    def native_scale(self, height: int, width: int) -> bool:
+        return False  # every photo and window is resized to input_size
+
     def _detect(self, bgr: np.ndarray) -> list[Detection]:
         boxes, kps = self._model.detect(bgr, input_size=self.input_size, max_num=0)
         return [

@@ -40,6 +40,7 @@ from bench.layout import Cell, DatasetLayout
 from bench.detectors import build_detector, detect_turned, memoize, split_turned, turned_cache, turned_consensus
 from bench.detectors.ensemble import merge_detections
 from bench.detectors.base import Detection, Detector
+from bench.detectors.changed import scan_changed
 from bench.errors import BenchError, ImageLoadError
 from bench.facetable import (
     FACE_COLUMNS, DetectionCache, face_row, failure, slug, weights_manifest, write_crop,
@@ -251,10 +252,10 @@ def audit_output(cfg, photo: str, group: pd.DataFrame, missed: list[Detection], 
     known_real = [np.array([row.x1, row.y1, row.x2, row.y2], np.float32)
                   for row, pair in zip(group.itertuples(), rec["pairs"]) if is_left_real(pair["status"])]
     known_real += [np.asarray(det.box, np.float32) for det, status in zip(missed, audit_status) if is_left_real(status)]
-    found = detector.detect(np.ascontiguousarray(image[:, :, ::-1]))
+    scan = output_scan(cfg, original)
+    found = scan(detector, image)
     for _ in range(int(cfg.anonymize.output_audit_rounds)):
-        bgr = np.ascontiguousarray(image[:, :, ::-1])
-        candidates = {detector.name: found, **{a.name: a.detector.detect(bgr) for a in auditors}}
+        candidates = {detector.name: found, **{a.name: scan(a.detector, image) for a in auditors}}
         new = [d for d in merge_detections(candidates, min_iou)
                if not_covered(d.box, image, original, swapped, max_diff, min_fraction, min_iou)
                and not (known_real and iou_matrix(d.box[None], np.array(known_real)).max() >= min_iou)]
@@ -268,8 +269,24 @@ def audit_output(cfg, photo: str, group: pd.DataFrame, missed: list[Detection], 
                 known_real.append(np.asarray(det.box, np.float32))
             audit_status.append(status)
             rec["failures"].append(failure(photo, "", "audit", status))
-        found = detector.detect(np.ascontiguousarray(image[:, :, ::-1]))
+        found = scan(detector, image)
     return image, found
+
+
+def output_scan(cfg, original: np.ndarray):
+    """scan(detector, image) -> the detector's faces on the anonymized RGB `image`: a whole
+    scan (`anonymize.scan_margin` null), or the original's faces where the pixels are unchanged
+    and a scan of windows around the changed ones (bench.detectors.changed; the detector's
+    own memo holds its faces on the original, found by the faces stage and the audit)."""
+    margin = cfg.anonymize.get("scan_margin")
+    original_bgr = np.ascontiguousarray(original[:, :, ::-1])
+
+    def scan(detector: Detector, image: np.ndarray) -> list[Detection]:
+        bgr = np.ascontiguousarray(image[:, :, ::-1])
+        if margin is None:
+            return detector.detect(bgr)
+        return scan_changed(detector, bgr, original_bgr, float(margin))
+    return scan
 
 
 def not_covered(box, image: np.ndarray, original: np.ndarray, swapped: np.ndarray, max_diff: float,

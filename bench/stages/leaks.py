@@ -30,6 +30,7 @@ A readable photo without an anonymized photo is reported (`missing_output`), nev
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,7 @@ from bench.boxes import box_mean_abs_diff
 from bench.layout import Cell, DatasetLayout
 from bench.detectors import build_detector, detect_turned, split_turned, turned_cache, turned_consensus
 from bench.detectors.base import Detection, Detector, in_reading_order
+from bench.detectors.changed import detect_changed
 from bench.detectors.ensemble import EnsembleDetector, merge_detections
 from bench.embedding_runner import embed_many, used_weights
 from bench.embeddings import OK, na
@@ -105,7 +107,11 @@ def run(cfg: DictConfig) -> Cell:
     if not detectors:
         raise BenchError(f"no detector can run here: {unavailable}")
     rotations = [int(r) for r in opts["rotations"] or []]
-    caches = {name: turned_cache(cfg, name, det, rotations, float(opts["merge_iou"])) for name, det in detectors.items()}
+    merge_iou, margin = float(opts["merge_iou"]), opts["scan_margin"]
+    full_caches = {name: turned_cache(cfg, name, det, rotations, merge_iou) for name, det in detectors.items()}
+    # an anonymized photo's scan: whole (scan_margin null), or around its changes (keyed by the margin)
+    caches = full_caches if margin is None else {
+        name: turned_cache(cfg, name, det, rotations, merge_iou, scan_margin=float(margin)) for name, det in detectors.items()}
 
     rows, found, missing, per_photo, photo_sha = [], [], [], {}, {}
     for photo in progress(readable, "leaks: detect faces", unit="photo"):
@@ -116,7 +122,8 @@ def run(cfg: DictConfig) -> Cell:
             rows.append(photo_row(photo, MISSING_OUTPUT, f"{MISSING_OUTPUT}: the photo is readable but {out.name} was not written"))
             continue
         photo_sha[photo] = resultsio.sha256_file(out)
-        faces, status, errors = check_photo(cfg, opts, photo, out, photo_sha[photo], detectors, caches, rotations)
+        faces, status, errors = check_photo(cfg, opts, photo, out, photo_sha[photo], detectors, caches, rotations,
+                                            None if margin is None else full_caches)
         found += faces
         per_photo[photo] = {"status": status, **({"detector_errors": errors} if errors else {})}
         if status == OK:
@@ -181,16 +188,31 @@ def available_detectors(cfg: DictConfig, names=None) -> tuple[dict[str, Detector
 
 
 def detect_all(bgr: np.ndarray, sha: str, detectors: dict[str, Detector], caches: dict[str, DetectionCache],
-               rotations=(), merge_iou: float = 0.4):
+               rotations=(), merge_iou: float = 0.4, original=None):
     """({detector: its faces}, {detector: why it failed}) on one photo, upright and turned by
     `rotations` (bench.detectors.detect_turned), from the cache when this photo was seen
-    before. A detector that fails here is reported; the others count."""
+    before. A detector that fails here is reported; the others count.
+
+    `original`: (original BGR, its sha256, {detector: cache of whole-photo scans}, margin):
+    scan only the windows around the pixels that differ from the original and take the
+    original's faces (its whole-photo scan, cached) elsewhere (bench.detectors.changed)."""
     found, errors = {}, {}
     for name, detector in detectors.items():
         dets = caches[name].get(sha)
         if dets is None:
             try:
-                dets = detect_turned(detector, bgr, rotations, merge_iou)
+                def scan(image, detector=detector):
+                    return detect_turned(detector, image, rotations, merge_iou)
+                if original is None:
+                    dets = scan(bgr)
+                else:
+                    original_bgr, original_sha, full_caches, margin = original
+                    before = full_caches[name].get(original_sha)
+                    if before is None:
+                        before = scan(original_bgr)
+                        full_caches[name].put(original_sha, before)
+                    dets = detect_changed(scan, bgr, original_bgr, before, margin,
+                                          native=detector.native_scale(*bgr.shape[:2]))
             except Exception as err:  # noqa: BLE001 - one detector's bug must not hide the others' faces
                 errors[name] = f"{type(err).__name__}: {err}"
                 log.warning("%s failed on a photo (%s): its faces there are not counted", name, errors[name])
@@ -201,9 +223,10 @@ def detect_all(bgr: np.ndarray, sha: str, detectors: dict[str, Detector], caches
 
 
 def check_photo(cfg, opts, photo: str, out: Path, sha: str, detectors, caches,
-                rotations=()) -> tuple[list[FoundFace], str, dict]:
+                rotations=(), full_caches=None) -> tuple[list[FoundFace], str, dict]:
     """(faces found in the anonymized photo, photo status, {detector: error}). Never raises
-    on bad input."""
+    on bad input. With `full_caches` (leaks.scan_margin set), the detectors run only around
+    the pixels the anonymization changed (bench.detectors.changed)."""
     max_pixels = int(cfg.faces.max_image_pixels)
     try:
         anonymized = load_photo(out, max_pixels).rgb
@@ -213,8 +236,13 @@ def check_photo(cfg, opts, photo: str, out: Path, sha: str, detectors, caches,
     if anonymized.shape != original.shape:
         return [], na(f"anonymized photo is {anonymized.shape[1]}x{anonymized.shape[0]}, "
                       f"the original {original.shape[1]}x{original.shape[0]}: no place to compare"), {}
-    found, errors = detect_all(np.ascontiguousarray(anonymized[:, :, ::-1]), sha, detectors, caches, rotations,
-                               float(opts["merge_iou"]))
+    changed, key = None, sha
+    if full_caches is not None:  # the scan depends on both photos: cached under both hashes
+        original_sha = resultsio.sha256_file(dataset_root(cfg.dataset) / photo)
+        changed = (np.ascontiguousarray(original[:, :, ::-1]), original_sha, full_caches, float(opts["scan_margin"]))
+        key = hashlib.sha256(f"{sha}:{original_sha}".encode()).hexdigest()
+    found, errors = detect_all(np.ascontiguousarray(anonymized[:, :, ::-1]), key, detectors, caches, rotations,
+                               float(opts["merge_iou"]), changed)
     merged = in_reading_order([d for d in merge_detections(split_turned(found), float(opts["merge_iou"]))
                                if turned_consensus(d, int(opts["turned_min_detectors"]))])
     min_size = float(cfg.faces.min_face_size)
@@ -250,8 +278,6 @@ def judge(cfg, opts, cell: Cell, names: list[str], faces: list[FoundFace]) -> tu
     if ready:
         anonymized = embed_many(ready, face_table(faces, lambda f: f"{slug(f.photo)}.png"), cell.photos, cfg)
         original = embed_many(ready, face_table(faces, lambda f: f.photo), dataset_root(cfg.dataset), cfg)
-    for recognizer in ready:
-        recognizer.close()
     for name in names:
         summary = summaries[name]
         if name not in anonymized:

@@ -1,0 +1,139 @@
+"""Scanning only what changed (bench.detectors.changed) finds what a whole scan finds, for a
+detector that does not depend on where in the photo a face is."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bench.detectors.base import Detection
+from bench.detectors.changed import changed_mask, changed_windows, detect_changed
+
+
+def squares(image: np.ndarray) -> list[Detection]:
+    """A translation-invariant stand-in detector: every 8-connected blob of white pixels."""
+    count, _, stats, centroids = cv2.connectedComponentsWithStats((image[:, :, 0] == 255).astype(np.uint8), connectivity=8)
+    out = []
+    for (x, y, w, h, _), (cx, cy) in zip(stats[1:count], centroids[1:count]):
+        out.append(Detection(np.array([x, y, x + w, y + h], np.float32), 1.0,
+                             np.tile(np.array([cx, cy], np.float32), (5, 1))))
+    return out
+
+
+def boxes(dets: list[Detection]) -> list[tuple]:
+    return sorted(tuple(np.asarray(d.box).round(3)) for d in dets)
+
+
+def _draw(image: np.ndarray, rng: np.random.Generator, n: int, x0=0, y0=0, x1=None, y1=None) -> None:
+    height, width = image.shape[:2]
+    x1, y1 = x1 or width, y1 or height
+    for _ in range(n):
+        size = int(rng.integers(2, 11))
+        if x1 - x0 <= size or y1 - y0 <= size:
+            return
+        x, y = int(rng.integers(x0, x1 - size)), int(rng.integers(y0, y1 - size))
+        image[y:y + size, x:x + size] = 255
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), edits=st.integers(0, 4), margin=st.sampled_from([0.0, 0.5, 1.0]))
+def test_scan_of_changes_equals_the_whole_scan(seed, edits, margin):
+    rng = np.random.default_rng(seed)
+    original = np.zeros((120, 160, 3), np.uint8)
+    _draw(original, rng, 12)
+    edited = original.copy()
+    for _ in range(edits):  # a generator replaces a region: new content, some new blobs
+        w, h = int(rng.integers(4, 40)), int(rng.integers(4, 40))
+        x, y = int(rng.integers(0, 160 - w)), int(rng.integers(0, 120 - h))
+        edited[y:y + h, x:x + w] = rng.choice([0, 128])
+        _draw(edited, rng, int(rng.integers(0, 3)), x, y, x + w, y + h)
+    calls = []
+
+    def detect(image):
+        calls.append(image.shape)
+        return squares(image)
+
+    got = detect_changed(detect, edited, original, squares(original), margin)
+    assert boxes(got) == boxes(squares(edited))
+    # landmarks move with their boxes
+    for det in got:
+        assert det.box[0] <= det.landmarks[0, 0] <= det.box[2] and det.box[1] <= det.landmarks[0, 1] <= det.box[3]
+    if not changed_mask(edited, original).any():
+        assert calls == []  # nothing changed: no detector call at all
+
+
+def test_windows_cover_every_change_and_never_overlap():
+    mask = np.zeros((200, 300), bool)
+    mask[10:20, 10:20] = True
+    mask[15:25, 35:45] = True  # near the first: windows join
+    mask[150:160, 250:260] = True
+    windows = changed_windows(mask, margin=1.0, min_margin=8)
+    covered = np.zeros_like(mask)
+    for x1, y1, x2, y2 in windows:
+        assert not covered[y1:y2, x1:x2].any(), "windows overlap"
+        covered[y1:y2, x1:x2] = True
+    assert covered[mask].all() and len(windows) == 2
+    assert sum((x2 - x1) * (y2 - y1) for x1, y1, x2, y2 in windows) < mask.size / 2
+    assert changed_windows(np.zeros((5, 5), bool), 1.0) == []
+
+
+def test_windows_sit_on_the_stride_grid_from_every_side():
+    mask = np.zeros((300, 410), bool)
+    mask[100:120, 150:170] = True
+    (x1, y1, x2, y2), = changed_windows(mask, margin=1.0, min_margin=8)
+    assert x1 % 32 == 0 and y1 % 32 == 0 and (410 - x2) % 32 == 0 and (300 - y2) % 32 == 0
+    assert x1 <= 130 and y1 <= 80 and x2 >= 190 and y2 >= 140
+
+
+def test_a_detector_that_resizes_its_input_scans_the_whole_photo():
+    original = np.zeros((64, 96, 3), np.uint8)
+    edited = original.copy()
+    edited[10:20, 10:20] = 255
+    shapes = []
+
+    def detect(image):
+        shapes.append(image.shape[:2])
+        return squares(image)
+
+    got = detect_changed(detect, edited, original, [], margin=1.0, native=False)
+    assert shapes == [(64, 96)] and boxes(got) == boxes(squares(edited))
+    shapes.clear()
+    assert detect_changed(detect, original, original, [], margin=1.0, native=False) == [] and shapes == []
+
+
+def test_scan_changed_runs_an_ensemble_member_by_member():
+    from bench.detectors.base import Detector
+    from bench.detectors.changed import scan_changed
+    from bench.detectors.ensemble import EnsembleDetector
+
+    class Squares(Detector):
+        name = "squares"
+
+        def __init__(self, native):
+            super().__init__()
+            self.native, self.calls = native, []
+
+        def _load(self):
+            pass
+
+        def native_scale(self, height, width):
+            return self.native
+
+        def _detect(self, bgr):
+            self.calls.append(bgr.shape[:2])
+            return squares(bgr)
+
+    rng = np.random.default_rng(3)
+    original = np.zeros((128, 160, 3), np.uint8)
+    _draw(original, rng, 10)
+    edited = original.copy()
+    edited[40:70, 50:90] = 0
+    _draw(edited, rng, 2, 50, 40, 90, 70)
+    members = {"a": Squares(True), "b": Squares(False)}
+    ensemble = EnsembleDetector(members)
+    expected = boxes(ensemble.detect(edited))
+    for m in members.values():
+        m.calls.clear()
+    assert boxes(scan_changed(ensemble, edited, original, margin=0.5)) == expected
+    assert (128, 160) not in members["a"].calls[1:] and (128, 160) in members["b"].calls
