@@ -35,3 +35,23 @@ def cfg_factory(tmp_path):
         return load_config([f"results_dir={tmp_path / 'results'}", f"paths.shared={SHARED}", *overrides])
 
     return make
+
+
+@pytest.fixture(scope="session")
+def _session_caches(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("caches")
+
+
+@pytest.fixture
+def warm_caches(_session_caches, tmp_path):
+    """The test's results/cache/ starts with what earlier tests of the session computed and
+    gives back what this one computes. The caches are content-addressed and keyed by settings,
+    weights and code (docs/reproducibility.md), so a test sees the answers it would compute;
+    only for tests that do not patch a detector, recognizer or feature model."""
+    import shutil
+
+    target = tmp_path / "results" / "cache"
+    shutil.copytree(_session_caches, target, dirs_exist_ok=True)
+    yield target
+    if target.is_dir():
+        shutil.copytree(target, _session_caches, dirs_exist_ok=True, ignore=shutil.ignore_patterns("locks", "*.lock"))

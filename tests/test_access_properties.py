@@ -22,7 +22,8 @@ from bench.access.simulate import run_workload
 from bench.access.storage import Storage, decode_png
 
 TILE = 8  # each face is an 8x8 tile of noise: a fake (one flat colour) never equals it
-EXAMPLES = 1000
+EXAMPLES = 1000  # `make test-full`; `make test` draws FAST_EXAMPLES of the same property
+FAST_EXAMPLES = 150
 
 
 def make_platform(seed: int, n_people: int, n_users: int, graph: str, n_uploads: int, max_faces: int):
@@ -82,9 +83,7 @@ platforms = st.fixed_dictionaries({
 })
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(platforms, st.data())
-def test_no_viewer_receives_a_forbidden_real_face(spec, data):
+def no_viewer_receives_a_forbidden_real_face(spec, data):
     n_users = data.draw(st.integers(1, spec["n_people"]))
     platform = make_platform(spec["seed"], spec["n_people"], n_users, spec["graph"], spec["n_uploads"], spec["max_faces"])
     events = generate_workload(platform, spec["seed"], spec["n_views"], spec["p_tag"], spec["p_consent"], spec["p_untag"])
@@ -94,6 +93,15 @@ def test_no_viewer_receives_a_forbidden_real_face(spec, data):
             run_model(model, platform, events, Path(tmp) / str(i))
         proxy_server_holds_nothing_forbidden(platform, events, Path(tmp) / "0" / "server.sqlite")
 
+
+
+def _property(examples: int):
+    return settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])(
+        given(platforms, st.data())(no_viewer_receives_a_forbidden_real_face))
+
+
+test_no_viewer_receives_a_forbidden_real_face = _property(FAST_EXAMPLES)
+test_no_viewer_receives_a_forbidden_real_face_1000 = pytest.mark.slow(_property(EXAMPLES))
 
 def proxy_server_holds_nothing_forbidden(platform, events, server_file):
     """Proxy: no original photo and no embedding on the server; every face it holds real

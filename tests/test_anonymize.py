@@ -15,7 +15,9 @@ from bench.stages import anonymize, faces
 
 
 @pytest.fixture
-def sample_cfg(cfg_factory):
+def sample_cfg(cfg_factory, warm_caches):
+    """The embedded sample's faces stage, its detections shared by the module's tests (only
+    generators are patched here)."""
     def make(*overrides):
         cfg = cfg_factory(*overrides)
         faces.run(cfg)
@@ -161,3 +163,15 @@ def test_new_weights_at_the_same_path_redo_the_photo(cfg_factory, tmp_path):
     assert anonymize.photo_key(cfg, "p.jpg", group, targets, (), [Weighted(), None]) == first
     path.write_bytes(b"export two, another size")
     assert anonymize.photo_key(cfg, "p.jpg", group, targets, (), [Weighted(), None]) != first
+
+
+def test_output_audit_on_windows_finds_what_the_whole_photo_scan_finds(sample_cfg):
+    """anonymize.scan_margin: the last look scans windows around the changed pixels; on the
+    sample its verdicts equal the whole-photo scan's (same photo table, same re-detection)."""
+    whole = anonymize.run(sample_cfg("generator=pixelate"))
+    expected = pd.read_csv(whole.photo_table), pd.read_parquet(whole.faces)
+    windows = anonymize.run(sample_cfg("generator=pixelate", "anonymize.scan_margin=1.0"))
+    table, redetected = pd.read_csv(windows.photo_table), pd.read_parquet(windows.faces)
+    assert table.left_real.sum() == 0
+    pd.testing.assert_frame_equal(table, expected[0])
+    assert len(redetected) == len(expected[1])

@@ -321,6 +321,7 @@ def test_missing_identities_set_gives_na_tables_and_succeeds(tmp_path):
     assert all(any(d == p or d in p.parents for d in out.files()) for p in written), written
 
 
+@pytest.mark.slow
 def test_attack_on_the_cells_own_dataset_needs_no_labels(cfg_factory):
     """attack.subjects=dataset on the embedded sample (6 faces, pixelate, Dlib): each face is its own
     identity; the fakes are ranked against the originals, the real baseline, linkability and

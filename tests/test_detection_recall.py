@@ -22,6 +22,7 @@ def test_annotations_hold_43_boxes_on_9_photos(shared):
     assert all(p.is_file() for p in boxes)
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_default_detector_recall_is_at_least_0_9(cfg_factory, shared):
     shared("data", "groups", "training.xml")

@@ -92,6 +92,7 @@ def test_help_lists_the_commands(capsys):
     assert "faces" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_devset_every_photo_is_accounted_for(cfg_factory, shared):
     groups = shared("data", "groups")

@@ -29,8 +29,9 @@ HOG = "leaks.detectors=[dlib_hog]"  # one detector: finds the four faces of the 
 
 
 @pytest.fixture
-def make_cfg(cfg_factory, tmp_path):
-    """A two-photo folder dataset cut from t1.jpg; the faces stage run on it."""
+def make_cfg(cfg_factory, tmp_path, warm_caches):
+    """A two-photo folder dataset cut from t1.jpg; the faces stage run on it (detections
+    shared by the module's tests: none patches a detector)."""
     t1 = load_photo(f"{load_config([]).dataset.path}/t1.jpg").rgb
     root = tmp_path / "photos"
     root.mkdir()

@@ -10,6 +10,7 @@ import pytest
 from bench.cli import main
 
 SMALL = ["recognizers=[dlib]", "pool.n=16", "quality.generators=[faceswap,pixelate]"]
+pytestmark = pytest.mark.slow  # the whole chain, twice: `make test-full`
 
 
 @pytest.fixture(scope="module")

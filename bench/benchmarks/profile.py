@@ -270,7 +270,8 @@ def profile_row(record: dict) -> dict:
 
 
 def by_command(rows: list[dict]) -> list[dict]:
-    """The rows summed per bench command (dvc.yaml's matrix stages are many runs of one command)."""
+    """The rows summed per bench command (a command may run as several processes, e.g. a stage
+    listed with different overrides)."""
     out: dict[str, dict] = {}
     for row in rows:
         agg = out.setdefault(row["command"], {"stage": row["command"], "runs": 0, "wall_s": 0.0, "cpu_s": 0.0,
