@@ -34,8 +34,11 @@ def load_photo(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
     """Decodes `path` into an upright 8-bit RGB photo.
 
     Raises:
-        ImageLoadError: empty, missing, not an image, corrupt, truncated, or larger than
-            `max_pixels` (a decompression bomb), with the reason in the message.
+        ImageLoadError: empty, missing, not an image, corrupt, truncated, larger than
+            `max_pixels` (a decompression bomb), or holding several frames (a multi-page
+            TIFF, an animated GIF, WebP or PNG: faces on frames after the first would never
+            be seen, so the file is refused, naming its frame count), with the reason in the
+            message.
     """
     path = Path(path)
     if not path.is_file():
@@ -51,6 +54,11 @@ def load_photo(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
                     raise ImageLoadError(
                         f"decompression bomb: {width}x{height} = {width * height} pixels > limit {max_pixels}"
                     )
+                frames = int(getattr(img, "n_frames", 1) or 1)
+                if frames > 1:
+                    raise ImageLoadError(
+                        f"{frames} frames ({img.format}): only single-frame photos are anonymized; a face on "
+                        f"frame 2 or later would be published unseen, so the file is refused")
                 img.load()
                 mode = img.mode
                 upright = ImageOps.exif_transpose(img)

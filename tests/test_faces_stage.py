@@ -51,6 +51,8 @@ def make_bad_folder(root, t1_jpg):
     small = Image.open(t1_jpg).resize((320, 222))  # faces ~25 px: found at upsample 1, too small at 30
     small.save(root / "small_faces.jpg")
     (root / "labels.txt").write_text("not a photo extension")
+    group = Image.open(t1_jpg)  # the group photo on frame 2 of an animated GIF
+    Image.new("RGB", group.size).save(root / "animated.gif", save_all=True, append_images=[group], loop=0)
     return root
 
 
@@ -70,13 +72,14 @@ def test_every_bad_input_becomes_a_failure_row_with_exit_code_0(tmp_path, t1_jpg
     assert "decompression bomb" in reasons["huge.png"]
     assert "too small to align" in reasons["small_faces.jpg"]
     assert "extension" in reasons["labels.txt"]
+    assert "2 frames" in reasons["animated.gif"]  # refused, never read at its first frame only
     table = pd.read_parquet(results / "bad" / "faces.parquet")
     assert (table[table.photo == "group.jpg"].aligned).sum() == 6
     # a face too small to align is still listed, and every such face has a failure row
     unaligned = set(table.face_id[~table.aligned])
     assert unaligned and unaligned == set(failures.face_id.dropna()[failures.stage == "align"])
     photos = pd.read_csv(results / "bad" / "photos.csv")
-    assert len(photos) == 8
+    assert len(photos) == 9
 
 
 def test_absent_party_dataset_is_a_clear_message(tmp_path, caplog):

@@ -92,3 +92,17 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ImageLoadError, match="not a file"):
         load_photo(tmp_path / "nope.jpg")
+
+
+@pytest.mark.parametrize("fmt,kwargs", [("TIFF", {}), ("GIF", {"loop": 0}), ("WEBP", {"lossless": True}),
+                                        ("PNG", {})])
+def test_a_file_of_several_frames_is_refused_naming_its_frame_count(tmp_path, fmt, kwargs):
+    """A face on frame 2 or later would be published unseen: the file is refused, never read
+    at its first frame only."""
+    frames = [Image.fromarray(gradient()), Image.fromarray(255 - gradient()), Image.fromarray(gradient() // 2)]
+    path = tmp_path / f"multi.{fmt.lower()}"
+    frames[0].save(path, format=fmt, save_all=True, append_images=frames[1:], **kwargs)
+    with pytest.raises(ImageLoadError, match="3 frames"):
+        load_photo(path)
+    single = save(Image.fromarray(gradient()), tmp_path / f"single.{fmt.lower()}", format=fmt)
+    assert load_photo(single).rgb.shape == (20, 40, 3)

@@ -374,7 +374,15 @@ def photo_key(cfg, photo: str, group: pd.DataFrame, targets: pd.DataFrame, audit
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
+def make_folders(cell: Cell) -> None:
+    """The cell's declared folders exist even when empty (an obfuscation re-detects no face,
+    so writes no crop; an n/a cell writes no photo): DVC requires every declared output."""
+    for folder in (cell.photos, cell.crops, cell.records):
+        folder.mkdir(parents=True, exist_ok=True)
+
+
 def write_cell(cfg, cell: Cell, pairs, result_faces, failures, photo_rows, generator, detector, auditors, targets) -> None:
+    make_folders(cell)
     pairs_df = pd.DataFrame(pairs, columns=PAIR_COLUMNS)
     faces_df = pd.DataFrame(result_faces, columns=FACE_COLUMNS)
     photos_df = pd.DataFrame(photo_rows, columns=PHOTO_COLUMNS)
@@ -423,6 +431,7 @@ def cell_counts(pairs_df: pd.DataFrame, photos_df: pd.DataFrame) -> dict:
 def write_unavailable_cell(cfg, cell: Cell, faces, manifest, targets, generator, reason: str) -> Cell:
     """The generator cannot run here: the cell is n/a, with every face listed as not swapped
     (no photo is written: a user must not take an untouched copy for an anonymized one)."""
+    make_folders(cell)
     by_source = targets.set_index("source_face")
     pairs = [pair_row(cfg, cell, row, by_source.loc[row.face_id] if row.face_id in by_source.index else None, reason)
              for row in faces.itertuples()]
