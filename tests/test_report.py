@@ -247,6 +247,7 @@ def browser_check(index: Path, profile: Path) -> dict:
     return json.loads(html.unescape(found.group(1)))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not CHROMIUM.is_file(),
                     reason=f"needs Debian's chromium (`apt-get install -y chromium`; .ci/run does it as root): {CHROMIUM} is absent")
 def test_chromium_loads_every_image_and_renders_every_table(built, tmp_path):
