@@ -15,10 +15,18 @@ from bench.config import load_config
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("name", ["dvc.yaml", "perf/dvc.yaml"])
-def test_committed_dvc_yaml_is_what_the_stage_table_generates(name):
-    expected = stagetable.dvc_files()[name]
+@pytest.mark.parametrize("name", ["dvc.yaml", "perf/dvc.yaml", "docs/stages.md"])
+def test_committed_files_are_what_the_stage_table_generates(name):
+    expected = stagetable.generated_files()[name]
     assert (REPO / name).read_text() == expected, f"{name} is stale: run `python -m bench dvc` and commit it"
+
+
+def test_the_stages_page_lists_every_declared_output():
+    page = (REPO / "docs" / "stages.md").read_text()
+    for one in stagetable.STAGES:
+        assert f"| {one.name} |" in page
+        for path in one.outs(stagetable._DOC_PARAMS):
+            assert f"`{path.as_posix()}`" in page
 
 
 def test_one_stage_per_command_family_and_no_matrix():
