@@ -114,3 +114,30 @@ def test_figures_draw_from_the_result_files(env):
     fig6 = plot_furthest_per_space(out.root.parent.parent / "sample", "dcgan", "t1.jpg", out.root / "fig6.png",
                                    spaces=("ssim", "psnr"), strategy="random_furthest")
     assert fig5.stat().st_size > 10_000 and fig6.stat().st_size > 10_000
+
+
+def test_manifold_computes_only_the_features_asked_for(env, tmp_path):
+    """manifold.features leaves a pool's costly features out (a run that never queries FID);
+    a query in a space whose feature is missing fails naming the key, the others run."""
+    make, _ = env
+    from bench.errors import BenchError
+    from bench.layout import pool_outputs
+    from bench.stages import faces, manifold, pool
+    from bench.stages import query as query_stage
+
+    def cfg(*more):
+        return make(f"results_dir={tmp_path}", "manifold.features=[pixels,agegender]", *more)
+
+    pool.run(cfg())
+    out = manifold.run(cfg())
+    faces.run(cfg())
+    feats = Features.load(out.arrays)
+    assert set(feats.status) == {"pixels", "agegender"} and "inception" not in feats.arrays
+    table = pd.read_parquet(out.manifold)
+    assert "inception_status" not in table and (table.pixels_status == "ok").all()
+    assert len(pd.read_parquet(query_stage.run(cfg("metric=ssim", "query=random_furthest_ag")))) > 0
+    with pytest.raises(BenchError, match="manifold.features"):
+        query_stage.run(cfg("metric=fid", "query=furthest"))
+    with pytest.raises(BenchError, match="unknown kind"):
+        manifold.run(cfg("manifold.features=[inceptoin]"))
+    assert pool_outputs(cfg()).root == out.root

@@ -39,7 +39,7 @@ from omegaconf import DictConfig
 
 from bench import resultsio
 from bench.detectors.base import Detection, Detector
-from bench.errors import ImageLoadError
+from bench.errors import BenchError, ImageLoadError
 from bench.facetable import (
     FACE_COLUMNS, DetectionCache, detector_key, face_row, failure, remove_stale_crops, slug,
     weights_manifest, write_crop,
@@ -84,7 +84,7 @@ def run(cfg: DictConfig) -> PoolOutputs:
     remove_stale_crops(out.crops, set(faces.crop[faces.aligned].map(lambda c: c.split("/")[-1])))
     detect_s = time.perf_counter() - started
 
-    feats = compute_features(faces, out.root, pool.path, KINDS, cfg)
+    feats = compute_features(faces, out.root, pool.path, feature_kinds(cfg), cfg)
     manifold = faces[MANIFOLD_COLUMNS].reset_index(drop=True).join(feats.table().drop(columns="face_id"))
     manifold.insert(2, "aligned", faces.aligned.to_numpy())
     elapsed = time.perf_counter() - started
@@ -96,7 +96,7 @@ def run(cfg: DictConfig) -> PoolOutputs:
     resultsio.write_parquet(manifold, out.manifold)
     counts = {"images": len(refs), "faces": len(faces), "aligned": int(faces.aligned.sum()),
               "failures": len(failures),
-              **{f"{kind}_ok": int(feats.ok(kind).sum()) for kind in KINDS}}
+              **{f"{kind}_ok": int(feats.ok(kind).sum()) for kind in KINDS if kind in feats.status}}
     resultsio.write_json(record(
         cfg, "manifold",
         pool={"name": pool.name, "path": str(pool.path), "weights": _weights(pool), "balance": balance},
@@ -110,8 +110,23 @@ def run(cfg: DictConfig) -> PoolOutputs:
     ), out.provenance)
     log.info("pool %s: %d images, %d faces with landmarks (%d failures); features: %s; %.0f s -> %s",
              pool.name, len(refs), int(faces.aligned.sum()), len(failures),
-             ", ".join(f"{k} {counts[k + '_ok']}" for k in KINDS), elapsed, out.root)
+             ", ".join(f"{k} {counts[k + '_ok']}" for k in KINDS if k + "_ok" in counts), elapsed, out.root)
     return out
+
+
+def feature_kinds(cfg: DictConfig) -> list[str]:
+    """`manifold.features` (null: every kind of bench.spaces.features.KINDS), in KINDS' order.
+
+    Raises:
+        BenchError: a name that is not a feature kind.
+    """
+    wanted = cfg.manifold.get("features")
+    if wanted is None:
+        return list(KINDS)
+    unknown = sorted(set(map(str, wanted)) - set(KINDS))
+    if unknown:
+        raise BenchError(f"manifold.features: unknown kind(s) {', '.join(unknown)} (known: {', '.join(KINDS)})")
+    return [kind for kind in KINDS if kind in set(map(str, wanted))]
 
 
 @dataclass(frozen=True)

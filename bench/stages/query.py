@@ -120,6 +120,10 @@ def load_manifold(out: PoolOutputs, space: Space, cfg: DictConfig) -> tuple[pd.D
     feats = Features.load(out.arrays)
     if list(faces.face_id.astype(str)) != list(feats.face_id.astype(str)):
         raise BenchError(f"pool {cfg.pool.name}: {out.faces} and {out.arrays} disagree: {hint}")
+    if space.feature not in feats.status:
+        raise BenchError(f"pool {cfg.pool.name}'s manifold has no {space.feature} features (manifold.features "
+                         f"left them out): run `python -m bench manifold pool={cfg.choices.pool}` with "
+                         f"{space.feature} in manifold.features (null: every kind)")
     if space.feature == "embedding":
         used = feats.info.get("recognizer")
         wanted = str(cfg.query_recognizer)
@@ -168,6 +172,9 @@ def pick_targets(cfg, space: Space, query: Query, faces: pd.DataFrame, sources: 
     distinct = bool(cfg.targets.distinct_per_photo)
     pool_age = pool_feats.arrays.get("age")
     pool_gender = pool_feats.arrays.get("gender")
+    if query.same_age_gender and (pool_age is None or pool_gender is None):
+        raise BenchError(f"{query.name} needs the pool's age/gender estimates: the manifold has none "
+                         "(manifold.features left agegender out; null: every kind)")
     taken: dict[str, np.ndarray] = {}
     persons = list(persons) if persons is not None else [""] * len(faces)
     own = distances  # each face's own distances: the `distance` column reports these
