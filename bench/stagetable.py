@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import itertools
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
 import yaml
 
 from bench import layout
+from bench.access.layout import PlatformLayout
 from bench.errors import BenchError
 
 log = logging.getLogger(__name__)
@@ -217,7 +218,6 @@ STAGES: tuple[Stage, ...] = (
           params=("tables", "recognizers"), named_by=("dataset.name", "pool.name"),
           comment="Tables 1-3 of every generator that has cells."),
     Stage("quality", "quality", ("dataset", "detector", "pool", "results_dir"),
-          extra=(),
           outs=lambda p: list(_quality(p).values()),
           deps=lambda p: [str(_data(p).cells(str(p["pool"]))), str(_pool(p).arrays)],
           params=("quality",), named_by=("dataset.name", "pool.name", "metric", "query"),
@@ -228,8 +228,7 @@ STAGES: tuple[Stage, ...] = (
           params=("figures",), named_by=("dataset.name", "pool.name"),
           comment="Figs. 3-7."),
     Stage("platform", "platform", ("dataset", "pool", "generator", "results_dir"),
-          outs=lambda p: __import__("bench.access.layout", fromlist=["PlatformLayout"]).PlatformLayout(
-              Path(str(p["results_dir"]))).declared(),
+          outs=lambda p: PlatformLayout(Path(str(p["results_dir"]))).declared(),
           deps=lambda p: ["conf/access", f"conf/dataset/{p['dataset']}.yaml", str(_pool(p).faces), str(_pool(p).arrays)],
           params=("dataset", "generator", "platform", "identities", "anonymize.fallback"),
           comment="The MFMC platform under each access model (§3.3): tables, Figs. 1-2, scale."),
@@ -246,7 +245,6 @@ STAGES: tuple[Stage, ...] = (
                           str(_quality(p)["csv"])],
           comment="Every table's numbers in one file: the gate's input (`python -m bench check`)."),
     Stage("paper", "paper", ("dataset", "pool", "generator", "results_dir"),
-          extra=(),
           outs=lambda p: [f for k, f in layout.paper_files(str(p["results_dir"])).items() if k != "headline"],
           metrics=lambda p: [layout.paper_files(str(p["results_dir"]))["headline"]],
           deps=lambda p: ["conf/paper", "conf/recognizer",

@@ -62,8 +62,10 @@ def read(cell: Cell) -> tuple[dict, pd.DataFrame]:
     return json.loads(cell.metrics.read_text())["leaks"], pd.read_parquet(cell.leaks)
 
 
-def test_output_identical_to_the_original_leaks_every_face(make_cfg, caplog):
-    cfg = make_cfg(HOG)
+@pytest.mark.parametrize("scan", ["leaks.scan_margin=null", "leaks.scan_margin=1.0"])
+def test_output_identical_to_the_original_leaks_every_face(make_cfg, caplog, scan):
+    """Whole-photo scans, and scans of the changes only (none here: the original's faces)."""
+    cfg = make_cfg(HOG, scan)
     cell = fake_cell(cfg)
     with caplog.at_level(logging.INFO):
         leaks.run(cfg)

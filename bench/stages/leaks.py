@@ -107,11 +107,10 @@ def run(cfg: DictConfig) -> Cell:
     if not detectors:
         raise BenchError(f"no detector can run here: {unavailable}")
     rotations = [int(r) for r in opts["rotations"] or []]
-    merge_iou, margin = float(opts["merge_iou"]), opts["scan_margin"]
-    full_caches = {name: turned_cache(cfg, name, det, rotations, merge_iou) for name, det in detectors.items()}
-    # an anonymized photo's scan: whole (scan_margin null), or around its changes (keyed by the margin)
-    caches = full_caches if margin is None else {
-        name: turned_cache(cfg, name, det, rotations, merge_iou, scan_margin=float(margin)) for name, det in detectors.items()}
+    margin = None if opts["scan_margin"] is None else float(opts["scan_margin"])
+    # an anonymized photo's scans: whole (scan_margin null), or around its changes (keyed by the margin)
+    caches = {name: turned_cache(cfg, name, det, rotations, float(opts["merge_iou"]), scan_margin=margin)
+              for name, det in detectors.items()}
 
     rows, found, missing, per_photo, photo_sha = [], [], [], {}, {}
     for photo in progress(readable, "leaks: detect faces", unit="photo"):
@@ -122,8 +121,7 @@ def run(cfg: DictConfig) -> Cell:
             rows.append(photo_row(photo, MISSING_OUTPUT, f"{MISSING_OUTPUT}: the photo is readable but {out.name} was not written"))
             continue
         photo_sha[photo] = resultsio.sha256_file(out)
-        faces, status, errors = check_photo(cfg, opts, photo, out, photo_sha[photo], detectors, caches, rotations,
-                                            None if margin is None else full_caches)
+        faces, status, errors = check_photo(cfg, opts, photo, out, photo_sha[photo], detectors, caches, rotations)
         found += faces
         per_photo[photo] = {"status": status, **({"detector_errors": errors} if errors else {})}
         if status == OK:
@@ -188,14 +186,14 @@ def available_detectors(cfg: DictConfig, names=None) -> tuple[dict[str, Detector
 
 
 def detect_all(bgr: np.ndarray, sha: str, detectors: dict[str, Detector], caches: dict[str, DetectionCache],
-               rotations=(), merge_iou: float = 0.4, original=None):
+               rotations=(), merge_iou: float = 0.4, original: np.ndarray | None = None, margin: float = 0.0):
     """({detector: its faces}, {detector: why it failed}) on one photo, upright and turned by
     `rotations` (bench.detectors.detect_turned), from the cache when this photo was seen
     before. A detector that fails here is reported; the others count.
 
-    `original`: (original BGR, its sha256, {detector: cache of whole-photo scans}, margin):
-    scan only the windows around the pixels that differ from the original and take the
-    original's faces (its whole-photo scan, cached) elsewhere (bench.detectors.changed)."""
+    `original` (the original photo, BGR): scan only windows around the pixels that differ
+    from it, `margin` wide, and take the detector's faces on the original elsewhere
+    (bench.detectors.changed; the detector's memo holds its calls on the original)."""
     found, errors = {}, {}
     for name, detector in detectors.items():
         dets = caches[name].get(sha)
@@ -203,16 +201,8 @@ def detect_all(bgr: np.ndarray, sha: str, detectors: dict[str, Detector], caches
             try:
                 def scan(image, detector=detector):
                     return detect_turned(detector, image, rotations, merge_iou)
-                if original is None:
-                    dets = scan(bgr)
-                else:
-                    original_bgr, original_sha, full_caches, margin = original
-                    before = full_caches[name].get(original_sha)
-                    if before is None:
-                        before = scan(original_bgr)
-                        full_caches[name].put(original_sha, before)
-                    dets = detect_changed(scan, bgr, original_bgr, before, margin,
-                                          native=detector.native_scale(*bgr.shape[:2]))
+                dets = scan(bgr) if original is None else detect_changed(
+                    scan, bgr, original, scan(original), margin, native=detector.native_scale(*bgr.shape[:2]))
             except Exception as err:  # noqa: BLE001 - one detector's bug must not hide the others' faces
                 errors[name] = f"{type(err).__name__}: {err}"
                 log.warning("%s failed on a photo (%s): its faces there are not counted", name, errors[name])
@@ -223,10 +213,10 @@ def detect_all(bgr: np.ndarray, sha: str, detectors: dict[str, Detector], caches
 
 
 def check_photo(cfg, opts, photo: str, out: Path, sha: str, detectors, caches,
-                rotations=(), full_caches=None) -> tuple[list[FoundFace], str, dict]:
+                rotations=()) -> tuple[list[FoundFace], str, dict]:
     """(faces found in the anonymized photo, photo status, {detector: error}). Never raises
-    on bad input. With `full_caches` (leaks.scan_margin set), the detectors run only around
-    the pixels the anonymization changed (bench.detectors.changed)."""
+    on bad input. With leaks.scan_margin set, the detectors run only around the pixels the
+    anonymization changed (bench.detectors.changed)."""
     max_pixels = int(cfg.faces.max_image_pixels)
     try:
         anonymized = load_photo(out, max_pixels).rgb
@@ -236,13 +226,12 @@ def check_photo(cfg, opts, photo: str, out: Path, sha: str, detectors, caches,
     if anonymized.shape != original.shape:
         return [], na(f"anonymized photo is {anonymized.shape[1]}x{anonymized.shape[0]}, "
                       f"the original {original.shape[1]}x{original.shape[0]}: no place to compare"), {}
-    changed, key = None, sha
-    if full_caches is not None:  # the scan depends on both photos: cached under both hashes
-        original_sha = resultsio.sha256_file(dataset_root(cfg.dataset) / photo)
-        changed = (np.ascontiguousarray(original[:, :, ::-1]), original_sha, full_caches, float(opts["scan_margin"]))
-        key = hashlib.sha256(f"{sha}:{original_sha}".encode()).hexdigest()
+    margin, original_bgr, key = opts["scan_margin"], None, sha
+    if margin is not None:  # the scan depends on both photos: cached under both hashes
+        original_bgr = np.ascontiguousarray(original[:, :, ::-1])
+        key = hashlib.sha256(f"{sha}:{resultsio.sha256_file(dataset_root(cfg.dataset) / photo)}".encode()).hexdigest()
     found, errors = detect_all(np.ascontiguousarray(anonymized[:, :, ::-1]), key, detectors, caches, rotations,
-                               float(opts["merge_iou"]), changed)
+                               float(opts["merge_iou"]), original_bgr, float(margin or 0))
     merged = in_reading_order([d for d in merge_detections(split_turned(found), float(opts["merge_iou"]))
                                if turned_consensus(d, int(opts["turned_min_detectors"]))])
     min_size = float(cfg.faces.min_face_size)
