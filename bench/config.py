@@ -114,15 +114,16 @@ def with_choice(cfg: DictConfig, group: str, name: str) -> DictConfig:
     return one
 
 
-CELL_GROUPS = ("metric", "query", "generator")
+CELL_GROUPS = ("metric", "query", "generator", "guard")
 
 
 def cell_configs(cfg: DictConfig) -> list[DictConfig]:
-    """One config per entry of `pipeline.cells`: `cfg` with that entry's metric, query and
-    generator (conf/<group>/<name>.yaml, interpolated against `cfg`); [cfg] when it is null.
+    """One config per entry of `pipeline.cells`: `cfg` with that entry's metric, query,
+    generator and guard (conf/<group>/<name>.yaml, interpolated against `cfg`); [cfg] when it
+    is null.
 
     Raises:
-        BenchError: an entry has a key other than metric, query, generator.
+        BenchError: an entry has a key other than metric, query, generator, guard.
         UnknownComponent: a name that conf/<group>/ does not define.
     """
     entries = cfg.pipeline.cells

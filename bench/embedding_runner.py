@@ -147,6 +147,20 @@ def embed_many(recognizers, faces: pd.DataFrame, photo_root: Path, cfg: DictConf
                                  columns=["face_id", "status", "embedding"]) for r in recognizers}
 
 
+def embed_crops(recognizer: Recognizer, crops: list[np.ndarray], cfg: DictConfig) -> list[tuple[str, np.ndarray]]:
+    """(status, embedding) of each aligned crop ((input_size, input_size, 3) uint8 RGB) held
+    in memory, through the same cache as embed_many (bench.guard's checks of a fake before it
+    is written). Never raises: a missing model or a failed batch is "n/a: <reason>"."""
+    status = [NOT_ALIGNED] * len(crops)
+    vectors = [np.zeros(0, np.float32)] * len(crops)
+    try:
+        cache = EmbeddingCache(cache_folder(recognizer, cfg))
+    except BenchError as err:
+        return [(na(str(err)), vectors[0])] * len(crops)
+    fill(recognizer, dict(enumerate(crops)), cache, status, vectors, quiet=True)
+    return list(zip(status, vectors))
+
+
 def photo_chunks(faces: pd.DataFrame, max_faces: int) -> list[dict[str, list[int]]]:
     """The aligned faces' rows grouped by photo ({photo: [row, ...]}, first-seen order), in
     chunks of whole photos holding about max_faces faces (a photo with more is one chunk)."""
@@ -201,10 +215,12 @@ def crop_faces(faces: pd.DataFrame, by_photo: dict[str, list[int]], photo_root: 
 
 
 def fill(recognizer: Recognizer, crops: dict[int, np.ndarray], cache: "EmbeddingCache",
-         status: list[str], vectors: list[np.ndarray]) -> None:
-    """Embeddings for `crops` from the cache, else from the recognizer in batches."""
+         status: list[str], vectors: list[np.ndarray], quiet: bool = False) -> None:
+    """Embeddings for `crops` from the cache, else from the recognizer in batches (`quiet`: no
+    progress bars, for one crop at a time)."""
     pending: list[tuple[int, str]] = []
-    for row, crop in progress(crops.items(), f"{recognizer.name}: embedding cache", total=len(crops)):
+    items = crops.items() if quiet else progress(crops.items(), f"{recognizer.name}: embedding cache", total=len(crops))
+    for row, crop in items:
         key = content_hash(crop)
         cached = cache.get(key)
         if cached is None:
@@ -221,7 +237,9 @@ def fill(recognizer: Recognizer, crops: dict[int, np.ndarray], cache: "Embedding
         for row, _ in pending:
             status[row] = reason
         return
-    for chunk in chunks(pending, recognizer.batch_size, f"{recognizer.name}: embed"):
+    batches = ([pending[i:i + recognizer.batch_size] for i in range(0, len(pending), recognizer.batch_size)] if quiet
+               else chunks(pending, recognizer.batch_size, f"{recognizer.name}: embed"))
+    for chunk in batches:
         try:
             out = recognizer.embed(np.stack([crops[row] for row, _ in chunk]))
         except Exception as err:  # noqa: BLE001 - one failing batch must not sink the run

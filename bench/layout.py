@@ -151,10 +151,22 @@ def pool_outputs(cfg: DictConfig) -> PoolOutputs:
 
 # ---- one cell --------------------------------------------------------------------------------
 
+# conf/config.yaml's default `guard` (conf/guard/): its cells are named <metric>-<query>; a
+# cell of another guard choice <metric>-<query>-<guard> (e.g. -open, the paper's open loop).
+DEFAULT_GUARD = "closed"
+
+
+def guard_of(cfg: DictConfig) -> str:
+    """The cell's guard tag: "" for the default guard, else the conf/guard/ choice."""
+    choice = str(cfg.choices.get("guard") or DEFAULT_GUARD)
+    return "" if choice == DEFAULT_GUARD else choice
+
+
 @dataclass(frozen=True)
 class Cell:
-    """One (dataset, pool, metric, query, generator) choice; every stage that reads or writes a
-    cell's files asks this class, so a path is written once."""
+    """One (dataset, pool, metric, query, generator[, guard]) choice; every stage that reads or
+    writes a cell's files asks this class, so a path is written once. `guard` is "" for the
+    default guard (bench.guard), else its conf/guard/ name."""
 
     results_dir: Path
     dataset: str
@@ -162,11 +174,17 @@ class Cell:
     metric: str
     query: str
     generator: str
+    guard: str = ""
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> "Cell":
         return cls(Path(cfg.results_dir), str(cfg.dataset.name), str(cfg.pool.name),
-                   cfg.choices.metric, cfg.choices.query, cfg.choices.generator)
+                   cfg.choices.metric, cfg.choices.query, cfg.choices.generator, guard_of(cfg))
+
+    @property
+    def name(self) -> str:
+        """The cell folder's name: <metric>-<query>, with -<guard> for a non-default guard."""
+        return f"{self.metric}-{self.query}" + (f"-{self.guard}" if self.guard else "")
 
     @property
     def dataset_dir(self) -> Path:
@@ -180,7 +198,7 @@ class Cell:
     @property
     def root(self) -> Path:
         """The anonymize stage's folder for this cell."""
-        return DatasetLayout(self.results_dir, self.dataset).cells(self.pool) / self.generator / f"{self.metric}-{self.query}"
+        return DatasetLayout(self.results_dir, self.dataset).cells(self.pool) / self.generator / self.name
 
     # anonymize
     @property
@@ -255,6 +273,15 @@ class Cell:
     def leaks_provenance(self) -> Path:
         return self.root / "leaks.provenance.json"
 
+    @property
+    def leaks_chance_csv(self) -> Path:
+        """The leak table: owner-verified rate vs chance per recognizer x size band x treatment."""
+        return self.root / "leaks_chance.csv"
+
+    @property
+    def leaks_chance_md(self) -> Path:
+        return self.root / "leaks_chance.md"
+
     def anonymize_files(self) -> list[Path]:
         return [self.pairs, self.photo_table, self.faces, self.failures, self.photos, self.crops,
                 self.records, self.provenance]
@@ -263,7 +290,8 @@ class Cell:
         return [self.outcomes, self.embeddings, self.evaluate_provenance]
 
     def leaks_files(self) -> list[Path]:
-        return [self.leaks, self.leak_sheet, self.leaks_provenance, self.metrics]
+        return [self.leaks, self.leaks_chance_csv, self.leaks_chance_md, self.leak_sheet, self.leaks_provenance,
+                self.metrics]
 
 
 # ---- tables and figures ------------------------------------------------------------------------
@@ -275,6 +303,10 @@ def tables_dir(results_dir: Path | str, dataset: str, pool: str) -> Path:
 def verification_dir(results_dir: Path | str, dataset: str, pool: str) -> Path:
     """Tables 1-3: one folder per generator inside, plus outcomes.parquet and provenance."""
     return tables_dir(results_dir, dataset, pool) / "verification"
+
+
+# The tables stage's guarded-vs-unguarded tables: <verification_dir>/<generator>/guard_<metric>-<query>.{csv,md}.
+GUARD_TABLE_PREFIX = "guard_"
 
 
 def verification_provenance(results_dir: Path | str, dataset: str, pool: str) -> Path:
@@ -318,11 +350,18 @@ def perf_files(results_dir: Path | str) -> dict[str, Path]:
     return {"json": out / "perf.json", "md": out / "perf.md"}
 
 
+def projection_files(results_dir: Path | str) -> dict[str, Path]:
+    """`python -m bench perf-projection`'s report (bench.benchmarks.projection): json and md."""
+    out = benchmarks_dir(results_dir)
+    return {"json": out / "projection.json", "md": out / "projection.md"}
+
+
 def perf_stage_outputs(results_dir: Path | str) -> list[Path]:
     """What perf/dvc.yaml's stage `perf` declares: the summary and each part's report."""
     out = benchmarks_dir(results_dir)
     return [*perf_files(results_dir).values(), out / "profile.json", out / "profile.md", out / "profile",
-            out / "naive_vs_harness.json", out / "naive_vs_harness.md", *query_scaling_files(results_dir).values()]
+            out / "naive_vs_harness.json", out / "naive_vs_harness.md", *query_scaling_files(results_dir).values(),
+            *projection_files(results_dir).values()]
 
 
 def metrics_json(results_dir: Path | str) -> Path:
@@ -418,6 +457,13 @@ class BaselineOutputs:
         return [self.dataset.root, self.csv, self.markdown, self.failures, self.roc_csv, self.roc, self.provenance]
 
 
+def shrink_files(results_dir: Path | str) -> dict[str, Path]:
+    """The shrink stage's files: the identities set's verification at each face-size band
+    (csv, read by the leaks stage; md; provenance)."""
+    tables = Path(results_dir) / "tables"
+    return {"csv": tables / "shrink.csv", "markdown": tables / "shrink.md", "provenance": tables / "shrink.provenance.json"}
+
+
 # ---- the HTML report ------------------------------------------------------------------------
 
 def report_dir(results_dir: Path | str) -> Path:
@@ -428,17 +474,20 @@ def report_dir(results_dir: Path | str) -> Path:
 
 def find_cells(results_dir: Path | str, dataset: str, pool: str) -> list[Cell]:
     """Every cell folder of the dataset and pool that the anonymize stage wrote (it has a
-    photos.csv), sorted by generator, then <metric>-<query> (split at the first "-": metric
-    names have none); a folder whose name does not split so is left out."""
+    photos.csv), sorted by generator, then <metric>-<query>[-<guard>] (split at "-": metric and
+    query names have none); a folder whose name does not split so is left out."""
     root = DatasetLayout(Path(results_dir), dataset).cells(pool)
-    cells = []
-    for table in sorted(root.glob("*/*/photos.csv")):
-        folder = table.parent
-        metric, _, query = folder.name.partition("-")
-        cell = Cell(Path(results_dir), dataset, pool, metric, query, folder.parent.name)
-        if metric and query and cell.root == folder:
-            cells.append(cell)
-    return cells
+    cells = [cell_of_folder(results_dir, dataset, pool, table.parent) for table in sorted(root.glob("*/*/photos.csv"))]
+    return [cell for cell in cells if cell is not None]
+
+
+def cell_of_folder(results_dir: Path | str, dataset: str, pool: str, folder: Path) -> "Cell | None":
+    """The Cell whose root is `folder` (<...>/cells/<pool>/<generator>/<metric>-<query>[-<guard>]),
+    or None when the folder's name does not split so."""
+    metric, _, rest = Path(folder).name.partition("-")
+    query, _, guard = rest.partition("-")
+    cell = Cell(Path(results_dir), dataset, pool, metric, query, Path(folder).parent.name, guard)
+    return cell if metric and query and cell.root == Path(folder) else None
 
 
 # ---- the attacks -------------------------------------------------------------------------
@@ -465,6 +514,7 @@ class AttackOutputs:
     metric: str
     query: str
     dataset: str = ATTACK_DATASET
+    guard: str = ""  # as Cell.guard: "" for the default guard, else its conf/guard/ name
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> "AttackOutputs":
@@ -473,12 +523,12 @@ class AttackOutputs:
             raise BenchError(f"attack.subjects={subjects!r}: one of {', '.join(ATTACK_SUBJECTS)}")
         dataset = ATTACK_DATASET if subjects == "identities" else str(cfg.dataset.name)
         return cls(Path(cfg.results_dir), str(cfg.pool.name), cfg.choices.generator, cfg.choices.metric,
-                   cfg.choices.query, dataset)
+                   cfg.choices.query, dataset, guard_of(cfg))
 
     @property
     def root(self) -> Path:
         return (self.results_dir / "attack" / self.dataset / self.pool / self.generator
-                / f"{self.metric}-{self.query}")
+                / (f"{self.metric}-{self.query}" + (f"-{self.guard}" if self.guard else "")))
 
     @property
     def data(self) -> DatasetLayout:
@@ -487,7 +537,7 @@ class AttackOutputs:
 
     def cell(self, query: str) -> Cell:
         """The attacked dataset's cell of this generator and metric with query strategy `query`."""
-        return Cell(self.results_dir, self.dataset, self.pool, self.metric, query, self.generator)
+        return Cell(self.results_dir, self.dataset, self.pool, self.metric, query, self.generator, self.guard)
 
     def table(self, name: str, suffix: str) -> Path:
         """<root>/<name><suffix>; name one of TABLES, suffix .csv or .md."""

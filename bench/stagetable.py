@@ -11,7 +11,7 @@ Two kinds of `params.yaml` keys:
 - choices (`TEMPLATED`: results_dir, dataset, detector, pool, generator) stay `${key}` in
   dvc.yaml, so `dvc exp run -S dataset=devset pool=devpool` needs no new dvc.yaml;
 - cell lists (table_metrics, table_queries, all_metrics, compare_generators, compare_metric,
-  compare_query) decide how many cells, hence how many outputs, a stage declares: they are
+  compare_query, compare_guards) decide how many cells, hence how many outputs, a stage declares: they are
   written out when dvc.yaml is generated (`make repro` regenerates it first).
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 # params.yaml keys that dvc.yaml keeps as `${key}` (one value each, the cells' common choices).
 TEMPLATED = ("results_dir", "dataset", "detector", "pool", "generator")
 # Commands whose one process loops over `pipeline.cells` (each a metric, query and generator).
-CELL_COMMANDS = ("query", "anonymize", "evaluate", "leaks")
+CELL_COMMANDS = ("query", "anonymize", "evaluate", "leaks", "attack")
 
 P = Mapping[str, object]  # params.yaml: choices (or their `${key}` placeholders) and cell lists
 
@@ -59,6 +59,17 @@ def compare_cells(p: P) -> list[dict]:
     return [{"metric": p["compare_metric"], "query": p["compare_query"], "generator": g} for g in p["compare_generators"]]
 
 
+def guard_cells(p: P) -> list[dict]:
+    """The compare cell under each other guard of `compare_guards` (e.g. open: the paper's
+    open loop beside the default closed loop, bench.guard)."""
+    return [{"metric": p["compare_metric"], "query": p["compare_query"], "guard": g} for g in p.get("compare_guards") or []]
+
+
+def leak_cells(p: P) -> list[dict]:
+    """What the leak check runs: Tables 1-3's cells and the guard comparison's."""
+    return _unique([*table_cells(p), *guard_cells(p)], p)
+
+
 def figure_cells(p: P) -> list[dict]:
     """Fig. 3/7's cells: the compare cell's metric with each of conf/config.yaml's
     `figures.strategies` (the paper's four), with the generator choice."""
@@ -72,7 +83,7 @@ def _unique(cells: list[dict], p: P) -> list[dict]:
     """`cells` without repeats (a cell without a generator has the generator choice)."""
     out, seen = [], set()
     for cell in cells:
-        key = (cell["metric"], cell["query"], cell.get("generator", p["generator"]))
+        key = (cell["metric"], cell["query"], cell.get("generator", p["generator"]), cell.get("guard", ""))
         if key not in seen:
             seen.add(key)
             out.append(cell)
@@ -89,12 +100,14 @@ def query_cells(p: P) -> list[dict]:
 
 def swap_cells(p: P) -> list[dict]:
     """What anonymize and evaluate run: Tables 1-3's cells, Fig. 4's and Fig. 3's, each once."""
-    return _unique([*table_cells(p), *compare_cells(p), *figure_cells(p)], p)
+    return _unique([*table_cells(p), *compare_cells(p), *figure_cells(p), *guard_cells(p)], p)
 
 
 def _cell(p: P, cell: dict) -> layout.Cell:
+    guard = str(cell.get("guard") or "")
     return layout.Cell(Path(str(p["results_dir"])), str(p["dataset"]), str(p["pool"]), str(cell["metric"]),
-                       str(cell["query"]), str(cell.get("generator", p["generator"])))
+                       str(cell["query"]), str(cell.get("generator", p["generator"])),
+                       "" if guard == layout.DEFAULT_GUARD else guard)
 
 
 def _data(p: P) -> layout.DatasetLayout:
@@ -114,9 +127,15 @@ def _quality(p: P) -> dict[str, Path]:
                                 str(p["compare_metric"]), str(p["compare_query"]))
 
 
-def _attack(p: P) -> layout.AttackOutputs:
+def attack_cells(p: P) -> list[dict]:
+    """The attacks' cells: the compare cell, and its twins under `compare_guards` (the attacks
+    on guarded and unguarded fakes side by side)."""
+    return [{"metric": p["compare_metric"], "query": p["compare_query"]}, *guard_cells(p)]
+
+
+def _attack(p: P, cell: dict) -> layout.AttackOutputs:
     return layout.AttackOutputs(Path(str(p["results_dir"])), str(p["pool"]), str(p["generator"]),
-                                str(p["compare_metric"]), str(p["compare_query"]), str(p["dataset"]))
+                                str(cell["metric"]), str(cell["query"]), str(p["dataset"]), _cell(p, cell).guard)
 
 
 def _r(p: P, *parts: str) -> Path:
@@ -168,7 +187,7 @@ class Stage:
         return " ".join(words)
 
 
-_CELL = ("dataset.name", "pool.name", "generator", "metric", "query")
+_CELL = ("dataset.name", "pool.name", "generator", "metric", "query", "guard")
 _CONF_CELL = ["conf/metric", "conf/query", "conf/generator", "conf/detector", "conf/recognizer"]
 
 STAGES: tuple[Stage, ...] = (
@@ -196,8 +215,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("anonymize", "anonymize", ("dataset", "detector", "pool", "generator", "results_dir"), cells=swap_cells,
           outs=lambda p: [f for c in swap_cells(p) for f in _cell(p, c).anonymize_files()],
           deps=lambda p: [str(_data(p).faces), str(_data(p).photos),
-                          *sorted({str(_cell(p, c).targets) for c in swap_cells(p)}), "conf/generator", "conf/detector"],
-          params=("generator", "anonymize", "unchanged_max_diff"), named_by=_CELL,
+                          *sorted({str(_cell(p, c).targets) for c in swap_cells(p)}), "conf/generator", "conf/detector",
+                          "conf/guard", "conf/recognizer", "conf/calibration"],
+          params=("generator", "anonymize", "guard", "unchanged_max_diff"), named_by=_CELL,
           comment="Every face of every photo swapped (or covered), per cell: Tables 1-3's and Fig. 4's."),
     Stage("evaluate", "evaluate", ("dataset", "detector", "pool", "generator", "results_dir"), cells=swap_cells,
           outs=lambda p: [f for c in swap_cells(p) for f in _cell(p, c).evaluate_files()],
@@ -205,12 +225,14 @@ STAGES: tuple[Stage, ...] = (
           + ["conf/recognizer", "conf/calibration"],
           params=("recognizers", "recognizer_overrides", "baseline.metrics"), named_by=_CELL,
           comment="Each cell's source, target and result faces embedded and verified by every recognizer."),
-    Stage("leaks", "leaks", ("dataset", "detector", "pool", "generator", "results_dir"), cells=table_cells,
-          outs=lambda p: [f for c in table_cells(p) for f in _cell(p, c).leaks_files()],
-          deps=lambda p: [str(_data(p).photos)] + [p_ for c in table_cells(p) for p_ in
+    Stage("leaks", "leaks", ("dataset", "detector", "pool", "generator", "results_dir"), cells=leak_cells,
+          outs=lambda p: [f for c in leak_cells(p) for f in _cell(p, c).leaks_files()],
+          deps=lambda p: [str(_data(p).photos)] + [p_ for c in leak_cells(p) for p_ in
                                                    (str(_cell(p, c).photos), str(_cell(p, c).pairs))]
-          + ["conf/detector", "conf/recognizer", "conf/calibration"],
-          params=("recognizers", "recognizer_overrides", "faces", "leaks", "unchanged_max_diff"), named_by=_CELL,
+          + [str(_data(p).faces), str(layout.shrink_files(str(p["results_dir"]))["csv"]),
+             "conf/detector", "conf/recognizer", "conf/calibration"],
+          params=("recognizers", "recognizer_overrides", "faces", "leaks", "unchanged_max_diff",
+                  "anonymize.redetect_iou"), named_by=_CELL,
           comment="The leak check: every detector and recognizer on each cell's anonymized photos."),
     Stage("tables", "tables", ("dataset", "detector", "pool", "results_dir"),
           outs=lambda p: [layout.verification_dir(str(p["results_dir"]), str(p["dataset"]), str(p["pool"]))],
@@ -238,6 +260,14 @@ STAGES: tuple[Stage, ...] = (
           params=("detector", "seed", "identities", "baseline", "faces", "recognizers", "recognizer_overrides"),
           comment="The genuine baseline on the identities set (../shared; n/a rows without it). The set is "
                   "not a dep (DVC fails on a missing dep): a change to it needs `dvc repro -f baseline`."),
+    Stage("shrink", "shrink", ("detector", "results_dir"),
+          outs=lambda p: list(layout.shrink_files(str(p["results_dir"])).values()),
+          deps=lambda p: [str(layout.BaselineOutputs(Path(str(p["results_dir"]))).dataset.root),
+                          "conf/recognizer", "conf/calibration"],
+          params=("identities", "leaks.size_bands", "leaks.alpha", "leaks.metric", "recognizers",
+                  "recognizer_overrides"),
+          comment="The identities set shrunk to each face-size band: the sizes at which a recognizer cannot "
+                  "tell people apart (the leaks stage's \"too small to tell\")."),
     Stage("metrics", "metrics", ("dataset", "detector", "pool", "results_dir"),
           outs=lambda p: [layout.metrics_json(str(p["results_dir"]))],
           deps=lambda p: [str(_data(p).photos), str(_data(p).cells(str(p["pool"]))),
@@ -255,19 +285,20 @@ STAGES: tuple[Stage, ...] = (
           params=("paper", "tables", "query_recognizer"),
           comment="Every quantitative claim of the paper beside ours; headline.json is what `dvc metrics show` prints."),
     Stage("attack", "attack", ("dataset", "detector", "pool", "generator", "results_dir"),
-          extra=("attack.subjects=dataset",),
-          outs=lambda p: _attack(p).files(),
+          extra=("attack.subjects=dataset",), cells=attack_cells,
+          outs=lambda p: [f for c in attack_cells(p) for f in _attack(p, c).files()],
           deps=lambda p: [str(_data(p).faces), str(_data(p).crops),
-                          str(_cell(p, {"metric": p["compare_metric"], "query": p["compare_query"]}).root),
+                          *(str(_cell(p, c).root) for c in attack_cells(p)),
                           str(_pool(p).faces), str(_pool(p).arrays), str(_pool(p).provenance)],
-          params=("seed", "attack", "recognizers", "recognizer_overrides"),
+          params=("seed", "attack", "guard", "recognizers", "recognizer_overrides"), named_by=_CELL,
           comment="The attacks on the compare cell: identification, linkability, parrot, Supp. D k-anonymity."),
     Stage("report", "report", ("dataset", "pool", "generator", "results_dir"),
           outs=lambda p: [layout.report_dir(str(p["results_dir"]))],
           deps=lambda p: [str(_data(p).faces), str(_data(p).crops), str(_data(p).failures), str(_data(p).provenance),
                           str(_data(p).root / "targets"), str(_data(p).cells(str(p["pool"]))),
                           str(_pool(p).faces), str(_pool(p).crops), str(_pool(p).failures), str(_pool(p).provenance),
-                          str(_r(p, "tables")), str(_r(p, "figures")), str(_r(p, "platform")), str(_attack(p).root)],
+                          str(_r(p, "tables")), str(_r(p, "figures")), str(_r(p, "platform")),
+                          *(str(_attack(p, c).root) for c in attack_cells(p))],
           params=("report",),
           comment="The HTML report of the run, from result files only."),
     Stage("perf", "perf", ("dataset", "detector", "pool", "generator", "results_dir"),
@@ -296,7 +327,7 @@ _OTHER_COMMAND_KEYS: dict[str, tuple[str, ...]] = {
 # listed is named by results_dir alone (metrics, paper, report, platform, baseline, recall, perf*).
 COMMAND_PATH_KEYS: dict[str, tuple[str, ...]] = {
     **{one.command: one.named_by for one in STAGES if one.named_by}, **_OTHER_COMMAND_KEYS}
-_CHOICE_KEYS = ("generator", "metric", "query", "access", "recognizer")
+_CHOICE_KEYS = ("generator", "metric", "query", "guard", "access", "recognizer")
 # (command, entry function) pairs that write no file.
 READ_ONLY = {("config", "run"), ("check", "run"), ("weights", "status"), ("weights", "check")}
 

@@ -40,3 +40,28 @@ def is_fallback(status: str) -> bool:
 # The faces stage's photos.csv statuses of photos it could read (the others: "unreadable",
 # "skipped"): every one of them gets an anonymized photo.
 READABLE = ("ok", "no_face")
+
+
+# A face found in an anonymized photo by the leak check, by how it was treated (the leak
+# table's `treatment`): from its source face's pairs.parquet status, "audit" where no inventory
+# face lies at its place (covered by the audit, or no face in the original), "unchanged" where
+# its pixels are the original's whatever its status.
+TREATMENT_SWAPPED = SWAPPED
+TREATMENT_FALLBACK = FALLBACK
+TREATMENT_LEFT_REAL = "not anonymized"
+AUDIT = "audit"
+TREATMENT_UNCHANGED = "unchanged"
+TREATMENTS = (TREATMENT_SWAPPED, TREATMENT_FALLBACK, AUDIT, TREATMENT_LEFT_REAL, TREATMENT_UNCHANGED)
+
+
+def treatment(status: str) -> str:
+    """The treatment of a pairs.parquet status: swapped, fallback, not anonymized, or the
+    status itself (e.g. "n/a: ...") when it is none of them."""
+    status = str(status)
+    if status == SWAPPED:
+        return TREATMENT_SWAPPED
+    if is_fallback(status):
+        return TREATMENT_FALLBACK
+    if is_left_real(status):
+        return TREATMENT_LEFT_REAL
+    return status

@@ -1,17 +1,21 @@
 """Platform files, access-model configs, storage queries and the scale table (bench.access)."""
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from bench.access.base import AccessModel
-from bench.access.fakers import PaintFaker, PerfectMatcher
+from bench.access.fakers import MemoFaker, PaintFaker, PerfectMatcher
+from bench.access.generate import FaceSample, generate_platform, generate_workload
 from bench.access.layout import PlatformLayout
 from bench.access.loader import PlatformFileError, load_platform
 from bench.access.scale import scale_table
+from bench.access.simulate import run_workload
 from bench.access.storage import Storage
 from bench.config import CONF_DIR
 from bench.registry import ACCESS
@@ -137,3 +141,80 @@ def test_layout_paths_match_dvc_yaml():
     for path in (layout.table_csv, layout.table_md, layout.threshold_csv, layout.threshold_png, layout.fig1,
                  layout.fig2, layout.scale_csv, layout.scale_png, layout.provenance, layout.root):
         assert str(path) in outs, path
+
+
+class CountingFaker(PaintFaker):
+    """PaintFaker recording each fake it computes: (face id, key, digest of the input pixels)."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, str, str]] = []
+
+    def fake(self, image, face, key):
+        self.calls.append((face.face_id, key, hashlib.sha256(image.tobytes()).hexdigest()))
+        return super().fake(image, face, key)
+
+
+def small_platform(seed: int = 3):
+    """12 people (9 with an account), 20 composed uploads; each face carries its person's
+    enrolment as its embedding, so the rules model's devices recognise friends."""
+    rng = np.random.default_rng(seed)
+    people = [f"u{i}" for i in range(12)]
+    enrol = {p: rng.normal(size=(1, 4)).astype(np.float32) for p in people}
+    samples = {p: [FaceSample(p, rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), (0, 0, 8, 8), None, enrol[p][0])]
+               for p in people}
+    users = {p: enrol[p] for p in people[:9]}
+    rules = {"nobody": 1.0, "friends": 1.0, "friends_of_friends": 1.0, "everyone": 1.0, "allow_list": 1.0,
+             "allow_list_size": 2}
+    platform = generate_platform(seed, users, samples, {"kind": "watts_strogatz", "k": 2, "p": 0.3}, rules,
+                                 {"n": 20, "max_faces": 4, "p_self": 0.5, "p_friend": 0.5, "p_stranger": 0.2,
+                                  "tile_height": 8})
+    return platform, generate_workload(platform, seed, 120, 0.8, 0.7, 0.2)
+
+
+def test_platform_stage_computes_each_fake_once_across_models_with_todays_swap_counts(cfg_factory, tmp_path):
+    from bench.access.session import build_access, matcher_for
+    from bench.stages.platform import simulate_models
+
+    cfg = cfg_factory()
+    platform, events = small_platform()
+    recognizer, threshold = SimpleNamespace(name="stub"), 0.1
+    read = lambda photo: photo.image.copy()  # noqa: E731
+    # Each model on its own faker, no memo: the swap counts and fakes of a model alone.
+    alone, computed_alone = {}, []
+    for name in cfg.platform.access_models:
+        faker = CountingFaker()
+        model = build_access(str(name), cfg)
+        model.open(platform, Storage(None), faker, matcher_for(model, recognizer, threshold), read)
+        alone[model.name] = run_workload(model, platform, events).metrics()
+        computed_alone += faker.calls
+    # The stage's loop: every model through one memo.
+    faker = CountingFaker()
+    rows, _, _ = simulate_models(cfg, platform, events, faker, "", recognizer, threshold, "", read,
+                                 PlatformLayout(tmp_path / "shared"))
+    assert [r["access"] for r in rows] == list(cfg.platform.access_models)
+    for r in rows:  # every count and rate as without the memo (swaps = fakes asked for)
+        assert {k: r[k] for k in alone[r["access"]]} == alone[r["access"]], r["access"]
+    assert sum(r["swaps_per_upload"] for r in rows) > 0 and sum(r["swaps_per_view"] for r in rows) > 0
+    # Each distinct input faked once, none left out, and models shared some.
+    assert len(faker.calls) == len(set(faker.calls))
+    assert set(faker.calls) == set(computed_alone)
+    assert len(faker.calls) < len(computed_alone)
+
+
+def test_memo_faker_recomputes_for_other_pixels_keys_or_faces():
+    inner = CountingFaker()
+    memo = MemoFaker(inner)
+    platform, _ = small_platform()
+    photo = next(p for p in platform.photos.values() if len(p.faces) > 1)
+    a, b = photo.faces[:2]
+    image = photo.image.copy()
+    first, status = memo.fake(image, a, "*")
+    again, _ = memo.fake(image.copy(), a, "*")
+    assert np.array_equal(first, again) and np.array_equal(first, PaintFaker().fake(image, a, "*")[0])
+    assert again is not image and np.array_equal(image, photo.image)  # the input is never changed
+    other = image.copy()
+    other[-1, -1] ^= 1  # outside face a: a stale fake would give back image's pixel here
+    assert np.array_equal(memo.fake(other, a, "*")[0], PaintFaker().fake(other, a, "*")[0])
+    memo.fake(image, b, "*")
+    memo.fake(image, a, "viewer")
+    assert memo.stats() == {"computed": 4, "reused": 1} and len(inner.calls) == 4

@@ -18,6 +18,8 @@ from bench.layout import Cell
 from bench.config import load_config
 from bench.facetable import slug
 from bench.images import load_photo
+from bench import chance
+from bench.layout import shrink_files
 from bench.stages import anonymize, faces, leaks
 
 # t1.jpg (1280x886) cut into: three faces well inside the photo, and one face whose box
@@ -72,8 +74,10 @@ def test_output_identical_to_the_original_leaks_every_face(make_cfg, caplog, sca
     metrics, table = read(cell)
     assert metrics["faces_found"] == 4 and metrics["detectors"] == ["dlib_hog"]
     assert metrics["unchanged_faces"] == 4 and metrics["leaking_faces"] == 4 and metrics["status"] == "ok"
-    assert metrics["per_recognizer"]["dlib"] == {"leaks": 4, "faces_compared": 4, "status": "ok",
-                                                 "threshold": pytest.approx(0.07), "metric": "cosine"}
+    assert metrics["per_recognizer"]["dlib"] == {"leaks": 4, "leaks_vs_chance": 4, "faces_compared": 4, "status": "ok",
+                                                 "threshold": pytest.approx(0.07), "metric": "cosine", "guard": False}
+    # a cell without the anonymize stage's guard record: no recognizer guarded it, dlib judges
+    assert metrics["guard"]["recognizers"] == [] and metrics["guard"]["verified_by_non_guard"] == 4
     arcface = metrics["per_recognizer"]["arcface"]
     assert arcface["status"].startswith("n/a: weights not found") and arcface["faces_compared"] == 0
     assert metrics["per_photo"]["group.png"]["per_recognizer"] == {"dlib": 3}
@@ -83,6 +87,15 @@ def test_output_identical_to_the_original_leaks_every_face(make_cfg, caplog, sca
     unchanged = table[table.check == leaks.UNCHANGED]
     assert (unchanged.mean_abs_diff == 0).all() and unchanged.leak.all()
     assert "LEAK" in caplog.text and "leaks per recognizer" in caplog.text
+    # against chance: unchanged pixels leak whatever the recognizers; no shrink table here
+    assert metrics["leaking_faces_vs_chance"] == 4 and metrics["too_small_to_tell"] == 0
+    assert metrics["chance"]["shrink"].startswith("n/a: shrink.csv not found")
+    assert metrics["per_recognizer"]["dlib"]["leaks_vs_chance"] == 4
+    assert (dlib.verdict == chance.UNCHANGED_LEAK).all() and dlib.leak_vs_chance.all()
+    assert (table[table.check == leaks.UNCHANGED].treatment == "unchanged").all()
+    rows = pd.read_csv(cell.leaks_chance_csv, keep_default_na=False)
+    assert set(rows.recognizer) == {"dlib", "arcface"} and (rows[rows.recognizer == "dlib"].verdict == chance.UNCHANGED_LEAK).all()
+    assert rows[rows.recognizer == "dlib"].leaks.sum() == 4 and cell.leaks_chance_md.is_file()
     assert cell.leak_sheet.stat().st_size > 10_000 and cell.leaks_provenance.is_file()
     sheet = np.asarray(Image.open(cell.leak_sheet))
     assert ((sheet[..., 0] > 200) & (sheet[..., 1] < 60) & (sheet[..., 2] < 60)).sum() > 200  # red boxes
@@ -185,3 +198,33 @@ def test_the_detection_cache_is_keyed_by_how_the_turns_are_merged(make_cfg):
     other = make_cfg(HOG, "leaks.merge_iou=0.9")
     leaks.run(other)
     assert len(folders()) == len(before) + 1
+
+
+def test_verified_faces_leak_against_chance_unless_too_small_to_tell(make_cfg):
+    """Outputs 3 gray levels off the originals: not unchanged, but dlib still verifies each as
+    its owner and no other face, so every face leaks above chance (or flagged, alone in its
+    band); where the shrink table says dlib cannot tell people apart, they are too small to tell."""
+    cfg = make_cfg(HOG, "leaks.min_impostor_pairs=1")
+    cell = fake_cell(cfg, lambda rgb: np.clip(rgb.astype(int) + 3, 0, 255).astype(np.uint8))
+    leaks.run(cfg)
+    metrics, table = read(cell)
+    assert metrics["unchanged_faces"] == 0 and metrics["leaking_faces"] == 4
+    assert metrics["leaking_faces_vs_chance"] == 4 and metrics["too_small_to_tell"] == 0
+    rows = pd.read_csv(cell.leaks_chance_csv)
+    dlib = rows[rows.recognizer == "dlib"]
+    assert (dlib.treatment == "audit").all()  # no pairs.parquet rows: no inventory face's status
+    assert dlib.faces_compared.sum() == 4 and dlib.owner_verified.sum() == 4
+    assert set(dlib.verdict) <= {chance.ABOVE_CHANCE} | {v for v in dlib.verdict if v.startswith("n/a: too few")}
+    assert metrics["leaks_flagged_too_few_impostors"] == int(dlib[dlib.flagged].leaks.sum())
+
+    bands = sorted(set(dlib.band))
+    shrink_files(cfg.results_dir)["csv"].parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([{"recognizer": "dlib", "band": b, "status": "ok", "verdict": chance.INDISTINGUISHABLE, "p_value": 0.5}
+                  for b in bands]).to_csv(shrink_files(cfg.results_dir)["csv"], index=False)
+    leaks.run(cfg)
+    metrics, table = read(cell)
+    assert metrics["leaking_faces"] == 4, "the plain count is kept"
+    assert metrics["leaking_faces_vs_chance"] == 0 and metrics["too_small_to_tell"] == 4
+    assert metrics["chance"]["shrink"] == "ok"
+    assert (table[table.recognizer == "dlib"].verdict == chance.TOO_SMALL).all()
+    assert not table.leak_vs_chance.fillna(False).any()

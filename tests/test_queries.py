@@ -125,3 +125,37 @@ def test_age_gender_estimators(cfg_factory, tmp_path):
     assert isinstance(other, InsightfaceGenderAge)
     with pytest.raises(WeightsNotFound, match="genderage.onnx"):
         other.prepare()
+
+
+# ---- the closed loop's next candidate targets (Selection.alternates, bench.guard) ----------
+
+@pytest.mark.parametrize("strategy", [Closest(), Furthest(), RandomFurthest()])
+def test_asking_for_alternates_never_changes_the_pick(strategy):
+    for seed in range(20):
+        plain = strategy.select(D, rng_for(seed, "photo.jpg-000"))
+        more = strategy.select(D, rng_for(seed, "photo.jpg-000"), alternates=3)
+        assert (more.index, more.distance) == (plain.index, plain.distance)
+        assert len(more.alternates) == 3 and plain.alternates == ()
+        assert more.index not in more.alternates and len(set(more.alternates)) == 3
+
+
+def test_furthest_and_closest_alternates_are_the_next_in_order():
+    assert Furthest().select(D, rng_for(0, "x"), alternates=3).alternates == (3, 2, 1)
+    assert Closest().select(D, rng_for(0, "x"), alternates=2).alternates == (5, 1)
+
+
+def test_random_furthest_alternates_are_eq1_candidates_first_then_next_furthest():
+    sel = RandomFurthest().select(D, rng_for(1, "photo.jpg-000"), alternates=4)
+    candidates = {2, 3, 4}
+    assert set(sel.alternates[:2]) == candidates - {sel.index}  # the rest of Eq. 1's set, shuffled
+    assert sel.alternates[2:] == (1, 5)  # then the faces outside it, next furthest first
+
+
+def test_alternates_respect_the_excluded_and_missing_pool_faces():
+    d = D.copy()
+    d[3] = np.nan
+    exclude = np.zeros(len(D), bool)
+    exclude[2] = True
+    sel = Furthest().select(d, rng_for(0, "x"), exclude=exclude, alternates=5)
+    assert sel.index == 4
+    assert sel.alternates == (1, 5, 0)  # 2 excluded, 3 has no feature

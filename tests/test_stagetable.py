@@ -44,7 +44,8 @@ def test_every_stage_depends_on_the_code_it_runs():
 def test_a_cell_stage_lists_each_cell_once_in_its_command_and_outputs():
     params = {**stagetable.load_params(), "table_metrics": ["embedding", "ssim"], "table_queries": ["furthest"],
               "all_metrics": ["embedding", "ssim", "rmse"], "compare_generators": ["blur", "faceswap"],
-              "compare_metric": "embedding", "compare_query": "furthest", "generator": "faceswap"}
+              "compare_metric": "embedding", "compare_query": "furthest", "generator": "faceswap",
+              "compare_guards": []}
     anonymize = stagetable.stage("anonymize")
     cells = anonymize.cells(params)
     # the compare cell embedding-furthest of faceswap is a table cell too: run once
@@ -71,3 +72,19 @@ def test_command_path_keys_come_from_the_stage_table():
         if one.named_by:
             assert stagetable.COMMAND_PATH_KEYS[one.command] == one.named_by
     assert set(stagetable.CELL_COMMANDS) <= set(stagetable.COMMAND_PATH_KEYS)
+
+
+def test_the_compare_cell_runs_under_each_other_guard_in_its_own_folder():
+    """compare_guards adds the compare cell's open-loop twin to anonymize, evaluate and the leak
+    check, in a folder of its own (<metric>-<query>-open), never in the default's."""
+    params = {**stagetable.load_params(), "compare_metric": "embedding", "compare_query": "furthest",
+              "compare_guards": ["open"]}
+    twin = {"metric": "embedding", "query": "furthest", "guard": "open"}
+    for name in ("anonymize", "evaluate", "leaks"):
+        stage = stagetable.stage(name)
+        assert twin in stage.cells(params), name
+        assert "guard:open" in stage.cmd(params)
+        outs = [str(p) for p in stage.outs(params)]
+        assert any("/embedding-furthest-open/" in o for o in outs), name
+    default = stagetable._cell(params, {"metric": "embedding", "query": "furthest", "guard": "closed"})
+    assert default.root.name == "embedding-furthest"

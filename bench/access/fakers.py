@@ -6,6 +6,9 @@ Fakers (one face of one photo replaced):
     AnonymizerFaker  bench.anonymizer.replace_face: the configured generator (conf/generator)
                      with its target, and `anonymize.fallback` where it fails: the fakes of
                      the anonymize stage, made the same way here.
+    MemoFaker        another faker behind a memo keyed by content (faker, face, key, input
+                     pixels): the platform stage's access models share one, so a fake they
+                     would each make from the same pixels is computed once per run.
 Matchers (the uploader's client recognising a face among the embeddings it holds, §3.3.3):
     PerfectMatcher   the ground-truth owner, if the client holds their embeddings (tests,
                      and a human uploader recognising their friends in the proxy model).
@@ -82,6 +85,76 @@ class AnonymizerFaker(Faker):
         row = SimpleNamespace(x1=x1, y1=y1, x2=x2, y2=y2, landmarks=landmarks_of(face).reshape(-1))
         target = self.target_for(face, key) if (self.generator.uses_target and self.target_for) else None
         return replace_face(image, row, target, self.generator, self.fallback)
+
+
+class MemoFaker(Faker):
+    """`inner`'s fakes, each computed once: a call with the same faker, face (id, box,
+    landmarks), key and input pixels (a BLAKE2b digest of their bytes, shape and dtype)
+    returns the stored result, so a different input never returns a stale fake. Only the
+    region the fake changed is kept (the rest is the input, which the key pins).
+
+    The memo counts computations (`computed`) and calls answered from it (`reused`); an
+    access model's swap counts are of the fakes it asks for, whichever answers them.
+    Assumes `inner` is deterministic in (image, face, key), as bench.anonymizer is (a
+    target is picked with a seed derived from face and key).
+
+    Args:
+        inner: the faker whose results are kept.
+    """
+
+    def __init__(self, inner: Faker):
+        self.inner = inner
+        self.name = inner.name
+        self.computed = 0
+        self.reused = 0
+        self._memo: dict[tuple, tuple[tuple[int, int, int, int] | None, np.ndarray | None, str]] = {}
+
+    def memo_key(self, image: np.ndarray, face: PlatformFace, key: str) -> tuple:
+        pixels = hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16)
+        pixels.update(f"{image.shape}|{image.dtype}".encode())
+        landmarks = b"" if face.landmarks is None else np.asarray(face.landmarks, np.float64).tobytes()
+        return (self.inner.name, face.face_id, tuple(map(float, face.box)), landmarks, key,
+                pixels.hexdigest())
+
+    def fake(self, image, face, key):
+        memo_key = self.memo_key(image, face, key)
+        hit = self._memo.get(memo_key)
+        if hit is None:
+            after, status = self.inner.fake(image, face, key)
+            box, patch = changed_region(image, after)
+            self._memo[memo_key] = hit = (box, patch, status)
+            self.computed += 1
+        else:
+            self.reused += 1
+        box, patch, status = hit
+        out = image.copy()
+        if box is not None:
+            x1, y1, x2, y2 = box
+            out[y1:y2, x1:x2] = patch
+        return out, status
+
+    def stats(self) -> dict:
+        """{"computed": fakes made by `inner`, "reused": calls answered from the memo}."""
+        return {"computed": self.computed, "reused": self.reused}
+
+
+def changed_region(before: np.ndarray, after: np.ndarray):
+    """((x1, y1, x2, y2), after's pixels there) for the bounding box of the pixels that
+    differ, x2/y2 exclusive; (None, None) when none do.
+
+    Raises:
+        ValueError: the two images differ in shape (a faker must keep the photo's size).
+    """
+    if before.shape != after.shape:
+        raise ValueError(f"a fake changed the image's shape: {before.shape} -> {after.shape}")
+    changed = before != after
+    if changed.ndim == 3:
+        changed = changed.any(axis=2)
+    if not changed.any():
+        return None, None
+    ys, xs = np.nonzero(changed)
+    x1, y1, x2, y2 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+    return (x1, y1, x2, y2), after[y1:y2, x1:x2].copy()
 
 
 class Matcher(abc.ABC):

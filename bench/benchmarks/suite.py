@@ -11,6 +11,10 @@ the parts named in perf.suite.parts:
            ratio, the verdicts compared, and how many faces each way embeds.
   query    bench.benchmarks.query_scaling: the target query at 10k, 100k and 1M synthetic
            pool embeddings, a faiss index at 1M with its recall@1, the pixel spaces at 10k.
+  projection  bench.benchmarks.projection: the wall time of the paper's run (Tables 1-3:
+           193 photos, 1,282 faces, a 10k pool) on this machine, from the per-unit costs of
+           the profile part's run (its stage outputs still in the scratch folder) and of
+           query_scaling.json; it profiles on its own when run without them.
   dlib     bench.benchmarks.dlib_blas (only when named: perf.suite.parts=[...,dlib]): Dlib's
            descriptor, ms per face of the installed build and its difference from the
            dlib-bin wheel's on the same chips (dlib_blas.{json,md}).
@@ -21,7 +25,7 @@ cannot run here (no cells to time, no weights) is a row "n/a: <reason>" in the s
 the other parts still run; the command fails (exit 2) only when no part ran.
 
 Each part's own report (profile.{json,md}, naive_vs_harness.{json,md},
-query_scaling.{json,md} in the same folder) keeps every figure with its provenance; this
+query_scaling.{json,md}, projection.{json,md} in the same folder) keeps every figure with its provenance; this
 summary only points at them. `dvc repro perf/dvc.yaml` runs this command as a DVC stage,
 outside the default `dvc repro`.
 """
@@ -50,6 +54,7 @@ PARTS = {
     "profile": "bench.benchmarks.profile",
     "naive": "bench.benchmarks.naive_vs_harness",
     "query": "bench.benchmarks.query_scaling",
+    "projection": "bench.benchmarks.projection",
     "dlib": "bench.benchmarks.dlib_blas",
 }
 GIB = 1 << 30
@@ -149,6 +154,17 @@ def query_rows(report: dict, targets: DictConfig) -> list[dict]:
     return rows
 
 
+def projection_rows(report: dict) -> list[dict]:
+    """The paper's run projected: total hours, the largest stages, what is not counted."""
+    from bench.benchmarks.projection import headline
+
+    hours, note = headline(report)
+    u = report.get("units") or {}
+    return [row("projection", f"paper's run ({u.get('photos')} photos, {u.get('faces')} faces, "
+                f"{u.get('pool_faces')} pool faces, {len(u.get('cells') or [])} cells): projected wall time (h)",
+                hours, note=note)]
+
+
 def summarize(cfg: DictConfig, part: str) -> list[dict]:
     """The headline rows of one part, read back from the report it wrote."""
     out = benchmarks_dir(cfg.results_dir)
@@ -161,6 +177,11 @@ def summarize(cfg: DictConfig, part: str) -> list[dict]:
         runs = read_runs(out / "naive_vs_harness.json")
         report = runs.get(label_of(cfg, cfg.perf.naive))
         return naive_rows(report, targets) if report else []
+    if part == "projection":
+        from bench.benchmarks.projection import files
+
+        path = files(cfg.results_dir)["json"]
+        return projection_rows(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else []
     if part == "dlib":
         from bench.benchmarks.dlib_blas import files, summary_rows
 
@@ -223,8 +244,11 @@ def placeholders(cfg: DictConfig, ran: dict[str, dict]) -> None:
     """Every report perf/dvc.yaml declares exists after a run (DVC fails a stage whose output
     is missing): a part not run, whose report was never written, gets one saying so."""
     out = benchmarks_dir(cfg.results_dir)
+    from bench.benchmarks.projection import files
+
     reports = {"profile": ("profile.json", "profile.md"), "naive": ("naive_vs_harness.json", "naive_vs_harness.md"),
-               "query": (query_scaling_files(cfg.results_dir)["json"].name, query_scaling_files(cfg.results_dir)["md"].name)}
+               "query": (query_scaling_files(cfg.results_dir)["json"].name, query_scaling_files(cfg.results_dir)["md"].name),
+               "projection": (files(cfg.results_dir)["json"].name, files(cfg.results_dir)["md"].name)}
     for part, (json_name, md_name) in reports.items():
         why = ran[part]["status"] if part in ran else "not in perf.suite.parts"
         if not (out / json_name).exists():
@@ -238,6 +262,10 @@ def report_files(cfg: DictConfig) -> dict[str, Path]:
     out = benchmarks_dir(cfg.results_dir)
     reports = {"profile": out / "profile.md", "naive": out / "naive_vs_harness.md",
                "query": query_scaling_files(cfg.results_dir)["md"]}
+    if "projection" in cfg.perf.suite.parts:
+        from bench.benchmarks.projection import files
+
+        reports["projection"] = files(cfg.results_dir)["md"]
     if "dlib" in cfg.perf.suite.parts:
         from bench.benchmarks.dlib_blas import files
 

@@ -65,6 +65,9 @@ class Selection:
     n_eligible: int
     n_candidates: int
     age_band: float = float("nan")
+    # The next pool faces the same rule would give, best first (indices into the pool arrays):
+    # the closed loop's later tries (bench.guard); empty unless select() was asked for them.
+    alternates: tuple[int, ...] = ()
 
 
 def rng_for(seed: int, source_face: str) -> np.random.Generator:
@@ -136,7 +139,7 @@ class Query(abc.ABC):
 
     def select(self, distances: np.ndarray, rng: np.random.Generator, source: AgeGender | None = None,
                pool_age: np.ndarray | None = None, pool_gender: np.ndarray | None = None,
-               exclude: np.ndarray | None = None) -> Selection:
+               exclude: np.ndarray | None = None, alternates: int = 0) -> Selection:
         """Picks one pool face for one source face.
 
         Args:
@@ -147,6 +150,8 @@ class Query(abc.ABC):
             exclude: (N,) bool, pool faces that must not be picked (targets already given to
                 other faces of the same photo); they leave the eligible pool before the rule
                 (and Eq. 1's max and std) is applied.
+            alternates: how many next targets of the same rule to add (Selection.alternates,
+                `_ranked`); drawn after the pick, so the pick is the same whatever this is.
 
         Raises:
             NoCandidate: no pool face qualifies (the message says why).
@@ -162,15 +167,18 @@ class Query(abc.ABC):
         band = float("nan")
         if self.same_age_gender:
             eligible, band = self._restrict(eligible, source, pool_age, pool_gender)
-        if eligible.all():  # the common case: the rule sees the row itself, not a copy of it
-            local, n_candidates = self._pick(distances, rng)
-            index, n_eligible = int(local), len(distances)
-        else:
-            index_map = np.flatnonzero(eligible)
-            local, n_candidates = self._pick(distances[index_map], rng)
-            index, n_eligible = int(index_map[local]), len(index_map)
+        index_map = None if eligible.all() else np.flatnonzero(eligible)
+        # the common case: the rule sees the row itself, not a copy of it
+        local_distances = distances if index_map is None else distances[index_map]
+        local, n_candidates = self._pick(local_distances, rng)
+        index = int(local) if index_map is None else int(index_map[local])
+        n_eligible = len(local_distances)
+        more: tuple[int, ...] = ()
+        if alternates > 0:
+            ranked = [int(i) for i in self._ranked(local_distances, int(local), rng)[:int(alternates)]]
+            more = tuple(ranked if index_map is None else (int(index_map[i]) for i in ranked))
         return Selection(index=index, distance=float(distances[index]), n_eligible=n_eligible,
-                         n_candidates=int(n_candidates), age_band=band)
+                         n_candidates=int(n_candidates), age_band=band, alternates=more)
 
     def _restrict(self, eligible: np.ndarray, source: AgeGender | None, pool_age, pool_gender) -> tuple[np.ndarray, float]:
         if source is None or not np.isfinite(source.age) or source.gender not in (0, 1):
@@ -193,3 +201,8 @@ class Query(abc.ABC):
     @abc.abstractmethod
     def _pick(self, distances: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
         """(index into `distances`, number of candidates) over the eligible pool (no NaN)."""
+
+    @abc.abstractmethod
+    def _ranked(self, distances: np.ndarray, chosen: int, rng: np.random.Generator) -> np.ndarray:
+        """The other indices into `distances` (the eligible pool) the rule would give next,
+        best first, without `chosen` (the pick): the closed loop's next candidate targets."""

@@ -13,6 +13,10 @@ class Closest(Query):
         index = int(np.argmin(distances))
         return index, int((distances == distances[index]).sum())
 
+    def _ranked(self, distances, chosen, rng):
+        order = np.argsort(distances, kind="stable")  # next closest (ties: pool order)
+        return order[order != chosen]
+
 
 class Furthest(Query):
     """The least similar pool face (largest distance)."""
@@ -20,6 +24,10 @@ class Furthest(Query):
     def _pick(self, distances: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
         index = int(np.argmax(distances))
         return index, int((distances == distances[index]).sum())
+
+    def _ranked(self, distances, chosen, rng):
+        order = np.argsort(-np.asarray(distances, np.float64), kind="stable")  # next furthest (ties: pool order)
+        return order[order != chosen]
 
 
 def eq1_candidates(distances: np.ndarray) -> np.ndarray:
@@ -55,6 +63,15 @@ class RandomFurthest(Query):
     def _pick(self, distances: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
         candidates = eq1_candidates(distances)
         return draw(candidates, rng), len(candidates)
+
+    def _ranked(self, distances, chosen, rng):
+        """Eq. 1's other candidates in a random order (the face's generator, after the pick),
+        then the faces outside the set, next furthest first."""
+        candidates = eq1_candidates(distances)
+        inside = rng.permutation(candidates[candidates != chosen])
+        order = np.argsort(-np.asarray(distances, np.float64), kind="stable")
+        outside = order[~np.isin(order, candidates)]
+        return np.concatenate([inside, outside]).astype(int)
 
 
 class RandomFurthestPerPerson(RandomFurthest):

@@ -45,7 +45,11 @@ from bench.errors import BenchError, ImageLoadError
 from bench.facetable import (
     FACE_COLUMNS, DetectionCache, face_row, failure, slug, weights_manifest, write_crop,
 )
-from bench.anonymizer import build_fallback, cover_missed_face, replace_face, unchanged_max_diff
+from bench.anonymizer import build_fallback, cover_missed_face, unchanged_max_diff
+from bench.guard import (
+    STOP_FALLBACK, STOP_STILL_VERIFIED, STOP_UNCHECKED, Guard, GuardOutcome, candidate_targets, replace_guarded,
+    settings as guard_settings,
+)
 from bench.generators.base import Generator
 from bench.images import load_photo
 from bench.progress import progress
@@ -61,6 +65,9 @@ log = logging.getLogger(__name__)
 PAIR_COLUMNS = [
     "source_face", "photo", "target", "result_face", "strategy", "space", "pool", "generator",
     "seed", "distance", "status", "redetected",
+    # the closed loop (bench.guard.GuardOutcome): swaps made, pool faces tried (JSON list), the
+    # last check's distances per guard (JSON), the guards that verified it, why it stopped
+    "tries", "targets_tried", "guard_distances", "guard_verified_by", "guard_stop",
 ]
 PHOTO_COLUMNS = ["photo", "result", "faces", "swapped", "fallback", "audit_found", "audit_covered",
                  "left_real", "status"]
@@ -79,6 +86,7 @@ def run(cfg: DictConfig) -> Cell:
         return write_unavailable_cell(cfg, cell, faces, manifest, read_targets(cell, None), generator, f"n/a: {err}")
     targets = read_targets(cell, generator, faces)
     fallback = build_fallback(cfg)
+    guard = Guard(cfg) if generator.uses_target else None
     detector: Detector = memoize(DETECTORS.build(cfg.detector, name=cfg.choices.detector), cfg.detector, cfg.results_dir)
     detector.prepare()
     auditors = build_auditors(cfg)
@@ -95,12 +103,12 @@ def run(cfg: DictConfig) -> Cell:
                                         else str(entry.status)))
             continue
         group = by_photo.get(entry.photo, faces.iloc[0:0])
-        rec = anonymize_photo(cfg, cell, entry.photo, group, targets, generator, fallback, detector, auditors)
+        rec = anonymize_photo(cfg, cell, entry.photo, group, targets, generator, fallback, detector, auditors, guard)
         pairs += rec["pairs"]
         result_faces += rec["faces"]
         failures += rec["failures"]
         photo_rows.append(rec["photo"])
-    write_cell(cfg, cell, pairs, result_faces, failures, photo_rows, generator, detector, auditors, targets)
+    write_cell(cfg, cell, pairs, result_faces, failures, photo_rows, generator, detector, auditors, targets, guard)
     return cell
 
 
@@ -179,7 +187,7 @@ def missed_faces(cfg, image: np.ndarray, sha: str, group: pd.DataFrame, auditors
 
 def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: pd.DataFrame,
                     generator: Generator, fallback: Generator | None, detector: Detector,
-                    auditors: list[Auditor] = ()) -> dict:
+                    auditors: list[Auditor] = (), guard: Guard | None = None) -> dict:
     """Swaps every inventory face of one photo, covers the faces the auditors find that the
     inventory missed, re-detects the swapped faces, writes the anonymized photo (also for a
     photo without faces). Resumes from records/ when nothing that decides it has changed.
@@ -189,7 +197,8 @@ def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: p
         faces.parquet, failures.csv and photos.csv.
     """
     group = group.sort_values("face_index")
-    key = photo_key(cfg, photo, group, targets, auditors, [generator, fallback, detector])
+    key = photo_key(cfg, photo, group, targets, auditors,
+                    [generator, fallback, detector, *(guard.components() if guard else [])])
     record_path = cell.root / "records" / f"{slug(photo)}.json"
     result_path = cell.photos / f"{slug(photo)}.png"
     if record_path.is_file() and result_path.is_file():
@@ -202,7 +211,7 @@ def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: p
         original = image = load_photo(path, int(cfg.faces.max_image_pixels)).rgb
     except ImageLoadError as err:  # the faces stage read it, so this is a changed file
         for row in group.itertuples():
-            rec["pairs"].append(pair_row(cfg, cell, row, None, f"{LEFT_REAL}: photo unreadable now: {err}"))
+            rec["pairs"].append(pair_row(cfg, cell, row, None, f"{LEFT_REAL}: photo unreadable now: {err}", GuardOutcome()))
             rec["failures"].append(failure(photo, row.face_id, "anonymize", f"{LEFT_REAL}: photo unreadable: {err}"))
         rec["photo"] = photo_row(photo, "", rec["pairs"], [], PHOTO_UNREADABLE)
         resultsio.write_json(rec, record_path)
@@ -212,8 +221,11 @@ def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: p
     by_source = targets.set_index("source_face")
     for row in group.itertuples():
         target = by_source.loc[row.face_id] if row.face_id in by_source.index else None
-        image, status = replace_face(image, row, target, generator, fallback)
-        rec["pairs"].append(pair_row(cfg, cell, row, target, status))
+        image, status, outcome = replace_guarded(image, original, row, target, generator, fallback, guard)
+        rec["pairs"].append(pair_row(cfg, cell, row, target, status, outcome))
+        if outcome.stop == STOP_STILL_VERIFIED:
+            rec["failures"].append(failure(photo, row.face_id, "guard", f"{outcome.stop}: verified by "
+                                           f"{', '.join(outcome.verified_by)} after {outcome.tries} tries"))
         if status != SWAPPED:
             rec["failures"].append(failure(photo, row.face_id, "anonymize", status))
     # Faces the inventory missed take the fallback (an obfuscating generator covers them itself).
@@ -316,15 +328,28 @@ def photo_row(photo: str, result: str, pairs: list[dict], audit_status: list[str
     }
 
 
-def pair_row(cfg, cell: Cell, row, target, status: str) -> dict:
+def pair_row(cfg, cell: Cell, row, target, status: str, outcome: GuardOutcome) -> dict:
+    """One pairs.parquet row; `target` is the first target (the query's pick), the target
+    the result shows is the last of `outcome.targets`."""
+    tried = outcome.targets
     return {
         "source_face": row.face_id, "photo": row.photo,
-        "target": "" if target is None else str(target["target"]),
+        "target": tried[-1] if tried else ("" if target is None else str(target["target"])),
         "result_face": "", "strategy": cell.query, "space": cell.metric, "pool": cell.pool,
         "generator": cell.generator, "seed": int(cfg.seed),
-        "distance": float("nan") if target is None else float(target["distance"]),
-        "status": status, "redetected": False,
+        "distance": float("nan") if target is None else last_distance(target, tried),
+        "status": status, "redetected": False, **outcome.columns(),
     }
+
+
+def last_distance(target, tried: list[str]) -> float:
+    """The query-space distance of the target the result shows (the pick or an alternate)."""
+    if not tried or tried[-1] == str(target["target"]):
+        return float(target["distance"])
+    for alt in candidate_targets(target, len(tried) + 1):
+        if str(alt["target"]) == tried[-1]:
+            return float(alt["distance"])
+    return float("nan")
 
 
 def redetect(cfg, cell: Cell, photo: str, group: pd.DataFrame, image: np.ndarray, detector: Detector, rec: dict,
@@ -366,6 +391,7 @@ def photo_key(cfg, photo: str, group: pd.DataFrame, targets: pd.DataFrame, audit
         json.dumps(OmegaConf.to_container(cfg.generator, resolve=True), sort_keys=True),
         json.dumps(OmegaConf.to_container(cfg.detector, resolve=True), sort_keys=True),
         json.dumps(OmegaConf.to_container(cfg.anonymize, resolve=True), sort_keys=True),
+        json.dumps(OmegaConf.to_container(cfg.guard, resolve=True), sort_keys=True),
         json.dumps(OmegaConf.to_container(cfg.faces, resolve=True), sort_keys=True),
         json.dumps([str(a.cache.folder.name) for a in auditors]), str(unchanged_max_diff(cfg)),
         json.dumps([weights_manifest(c) for c in components if c is not None]),
@@ -381,7 +407,8 @@ def make_folders(cell: Cell) -> None:
         folder.mkdir(parents=True, exist_ok=True)
 
 
-def write_cell(cfg, cell: Cell, pairs, result_faces, failures, photo_rows, generator, detector, auditors, targets) -> None:
+def write_cell(cfg, cell: Cell, pairs, result_faces, failures, photo_rows, generator, detector, auditors, targets,
+               guard: Guard | None = None) -> None:
     make_folders(cell)
     pairs_df = pd.DataFrame(pairs, columns=PAIR_COLUMNS)
     faces_df = pd.DataFrame(result_faces, columns=FACE_COLUMNS)
@@ -398,12 +425,19 @@ def write_cell(cfg, cell: Cell, pairs, result_faces, failures, photo_rows, gener
                   **({"members": detector.available(), "members_missing": detector.missing()}
                      if hasattr(detector, "available") else {})},
         audit_detectors=[{"name": a.name, "weights": weights_manifest(a.detector)} for a in auditors],
+        guard=guard.describe() if guard else {"name": guard_settings(cfg).name,
+                                               "note": f"{generator.name} takes no target: nothing to retry"},
         targets={"path": str(cell.targets),
                  "sha256": resultsio.sha256_file(cell.targets) if cell.targets.is_file() else "none (generator takes no target)"},
     ), cell.provenance)
     if counts["left_real"]:
         log.error("%d face(s) LEFT REAL in %d photo(s) (%d of them missed by the inventory): see %s",
                   counts["left_real"], counts["photos_left_real"], counts["audit_left_real"], cell.photo_table)
+    if counts["guard_still_verified"]:
+        log.error("%d face(s) still verified as their owner by a guard after the guard fallback: see %s",
+                  counts["guard_still_verified"], cell.failures)
+    log.info("guard: %d of %d swapped faces needed more than one try, %d covered by the guard fallback, "
+             "%d unchecked", counts["guard_retried"], counts["faces"], counts["guard_fallback"], counts["guard_unchecked"])
     log.info("%s: %d photos written, %d faces: %d swapped, %d by fallback, %d missed by the inventory and "
              "found by the audit (%d covered), %d LEFT REAL in %d photos; %d re-detected -> %s",
              cell.generator, counts["photos_written"], counts["faces"], counts["swapped"], counts["fallback"],
@@ -425,6 +459,12 @@ def cell_counts(pairs_df: pd.DataFrame, photos_df: pd.DataFrame) -> dict:
         "audit_left_real": int((photos_df.audit_found - photos_df.audit_covered).sum()),
         "left_real": int(photos_df.left_real.sum()),
         "redetected": int(pairs_df.redetected.sum()),
+        # the closed loop (bench.guard): faces swapped more than once, covered by the guard
+        # fallback, still verified after it (counted as a failure), not checked
+        "guard_retried": int((pd.to_numeric(pairs_df.tries, errors="coerce").fillna(0) > 1).sum()),
+        "guard_fallback": int((pairs_df.guard_stop == STOP_FALLBACK).sum()),
+        "guard_still_verified": int((pairs_df.guard_stop == STOP_STILL_VERIFIED).sum()),
+        "guard_unchecked": int((pairs_df.guard_stop == STOP_UNCHECKED).sum()),
     }
 
 
@@ -433,8 +473,8 @@ def write_unavailable_cell(cfg, cell: Cell, faces, manifest, targets, generator,
     (no photo is written: a user must not take an untouched copy for an anonymized one)."""
     make_folders(cell)
     by_source = targets.set_index("source_face")
-    pairs = [pair_row(cfg, cell, row, by_source.loc[row.face_id] if row.face_id in by_source.index else None, reason)
-             for row in faces.itertuples()]
+    pairs = [pair_row(cfg, cell, row, by_source.loc[row.face_id] if row.face_id in by_source.index else None, reason,
+                      GuardOutcome()) for row in faces.itertuples()]
     resultsio.write_parquet(pd.DataFrame(pairs, columns=PAIR_COLUMNS), cell.pairs)
     resultsio.write_parquet(pd.DataFrame([], columns=FACE_COLUMNS), cell.faces)
     photo_rows = [photo_row(p, "", [r for r in pairs if r["photo"] == p], [], reason) for p in manifest.photo]

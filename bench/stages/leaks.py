@@ -14,14 +14,28 @@ the same five landmarks cut the same spot out of both.
   `leaks.metric` (cosine) distance is compared with the recognizer's threshold (deepface's or
   the calibrated one); verified as the same person = a leak. A face smaller than
   faces.min_face_size cannot be aligned: it is checked for unchanged pixels only.
+- against chance (bench.chance): each found face gets a size band (`leaks.size_bands`, px on
+  the box's shorter side) and a treatment (the pairs.parquet status of the inventory face its
+  box overlaps, at anonymize.redetect_iou: swapped, fallback, not anonymized; "audit" where
+  none; "unchanged" when its pixels are). Per recognizer x band x treatment the owner-verified
+  count is tested against the impostor pairs of the cell (one-sided Fisher's exact test at
+  `leaks.alpha`, bench.chance); a verified face counts as a leak against chance only where
+  the test rejects, or where there are fewer than `leaks.min_impostor_pairs` impostor pairs
+  (then flagged). Where the shrink stage found the recognizer unable to tell people apart at the
+  band's size, the faces are "too small to tell", neither leak nor safe. The columns `leak` and
+  the totals of metrics.json without "_vs_chance" keep the plain check (verified = leak).
 
-Reads:  <results_dir>/<dataset>/photos.csv (faces stage: which photos are readable),
+Reads:  <results_dir>/<dataset>/photos.csv and faces.parquet (faces stage: which photos are
+        readable, where their faces are), <results_dir>/tables/shrink.csv (shrink stage; without
+        it the bands' separability is "n/a: ..."), the dataset's identity labels if it has any,
         the cell's photos/<slug(photo)>.png and pairs.parquet (anonymize stage), the
         original photos under dataset.path, detector and recognizer weights.
 Writes, in the cell folder (bench.layout.Cell):
         leaks.parquet             one row per found face x check (LEAK_COLUMNS), plus one
                                   row per readable photo that has no anonymized photo
-        metrics.json              {"leaks": per recognizer, per photo, totals, missing outputs}
+        leaks_chance.csv, .md     the leak table: recognizer x band x treatment (bench.chance)
+        metrics.json              {"leaks": per recognizer, per photo, totals, missing outputs,
+                                  the counts against chance}
         leaks.png                 contact sheet: red box = leak, green = anonymized
         leaks.provenance.json     detectors, recognizers, weights sha256, photo sha256
 Cache:  <results_dir>/cache/detections/<detector key>/<photo sha256>.npz (as the faces stage)
@@ -31,6 +45,7 @@ A readable photo without an anonymized photo is reported (`missing_output`), nev
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,10 +56,11 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image, ImageDraw, ImageFont
 
 from bench.datasets import dataset_root
-from bench import resultsio
+from bench import chance, resultsio
 from bench.anonymizer import unchanged_max_diff
 from bench.boxes import box_mean_abs_diff
-from bench.layout import Cell, DatasetLayout
+from bench.identities import dataset_labels_path, face_identities, read_labels
+from bench.layout import Cell, DatasetLayout, shrink_files
 from bench.detectors import build_detector, detect_turned, split_turned, turned_cache, turned_consensus
 from bench.detectors.base import Detection, Detector, in_reading_order
 from bench.detectors.changed import detect_changed
@@ -53,6 +69,7 @@ from bench.embedding_runner import embed_many, used_weights
 from bench.embeddings import OK, na
 from bench.errors import BenchError, ImageLoadError
 from bench.facetable import DetectionCache, slug, weights_manifest
+from bench.guard import STOP_FALLBACK
 from bench.images import load_photo
 from bench.progress import progress
 from bench.provenance import record
@@ -68,6 +85,7 @@ MISSING_OUTPUT = "missing_output"
 LEAK_COLUMNS = [
     "photo", "face", "check", "x1", "y1", "x2", "y2", "found_by", "face_size", "mean_abs_diff",
     UNCHANGED, "recognizer", "metric", "distance", "threshold", "verified", "leak", "status",
+    "band", "treatment", "verdict", "leak_vs_chance",
 ]
 
 
@@ -129,16 +147,29 @@ def run(cfg: DictConfig) -> Cell:
         else:  # the photo could not be checked at all: a row says why
             rows.append(photo_row(photo, "photo", status))
 
-    recognizer_rows, recognizers = judge(cfg, opts, cell, selected_recognizers(cfg), found)
+    recognizer_rows, recognizers, verified = judge(cfg, opts, cell, selected_recognizers(cfg), found)
     rows += recognizer_rows
 
-    table = leak_table(rows)
+    faces_info, chance_rows, verdicts, shrink_status = against_chance(cfg, opts, cell, found, verified)
+    table = chance.with_verdicts(leak_table(rows), faces_info, verdicts, UNCHANGED)
     metrics = summarize(table, found, per_photo, missing, detectors, unavailable, recognizers,
                         {**opts, "unchanged_max_diff": unchanged_max_diff(cfg)})
     metrics["leaks"]["status"] = cell_status
+    metrics["leaks"].update(chance.summary(opts, [f.unchanged for f in found], [f.alignable for f in found],
+                                            faces_info, verdicts, shrink_status))
+    guards = cell_guards(cell)
+    for name, entry in metrics["leaks"]["per_recognizer"].items():
+        mine = verdicts[verdicts.recognizer == name]
+        entry["leaks_vs_chance"] = int(mine.leak.sum())
+        entry["guard"] = name in guards
+    metrics["leaks"]["guard"] = guard_summary(guards, faces_info, verdicts, chance.ChanceOptions.of(opts))
+    chance_rows.insert(1, "guard", chance_rows.recognizer.isin(guards))
     resultsio.write_parquet(table, cell.leaks)
+    write_chance_table(cell, chance_rows, opts, shrink_status, guards)
+    shrink_csv = shrink_files(cell.results_dir)["csv"]
     resultsio.write_json(metrics, cell.metrics)
-    contact_sheet(cell, readable, table, int(opts["sheet_tile"]), note="" if cell_status == OK else cell_status)
+    contact_sheet(cell, readable, table, int(opts["sheet_tile"]), note="" if cell_status == OK else cell_status,
+                  retried=retried_faces(cell))
     resultsio.write_json(record(
         cfg, "leaks", cell=str(cell.root), options=opts,
         detectors={name: {"weights": weights_manifest(det)} for name, det in detectors.items()},
@@ -146,6 +177,8 @@ def run(cfg: DictConfig) -> Cell:
         photos={photo: {"anonymized_sha256": sha} for photo, sha in photo_sha.items()},
         data_manifest={"path": str(manifest_path), "sha256": resultsio.sha256_file(manifest_path)},
         pairs={"path": str(cell.pairs), "sha256": resultsio.sha256_file(cell.pairs)},
+        shrink={"path": str(shrink_csv), "status": shrink_status,
+                **({"sha256": resultsio.sha256_file(shrink_csv)} if shrink_csv.is_file() else {})},
     ), cell.leaks_provenance)
     report(cell, metrics["leaks"])
     return cell
@@ -245,10 +278,12 @@ def check_photo(cfg, opts, photo: str, out: Path, sha: str, detectors, caches,
 
 # ---- recognizers -------------------------------------------------------------------------
 
-def judge(cfg, opts, cell: Cell, names: list[str], faces: list[FoundFace]) -> tuple[list[dict], dict[str, dict]]:
-    """(rows of every recognizer, {recognizer: its summary}): each face's anonymized crop vs
-    the original's. The recognizers that can run embed together (bench.embedding_runner.embed_many:
-    each photo decoded and each face aligned once for all of them)."""
+def judge(cfg, opts, cell: Cell, names: list[str], faces: list[FoundFace]
+          ) -> tuple[list[dict], dict[str, dict], dict[str, np.ndarray | str]]:
+    """(rows of every recognizer, {recognizer: its summary}, {recognizer: bench.chance.cross_verified's
+    matrix over `faces`, or its "n/a: ..." status}): each face's anonymized crop vs the original's,
+    and vs every other face's original. The recognizers that can run embed together
+    (bench.embedding_runner.embed_many: each photo decoded and each face aligned once for all of them)."""
     metric = str(opts["metric"])
     rows, summaries, ready = [], {}, []
     for name in names:
@@ -267,20 +302,24 @@ def judge(cfg, opts, cell: Cell, names: list[str], faces: list[FoundFace]) -> tu
     if ready:
         anonymized = embed_many(ready, face_table(faces, lambda f: f"{slug(f.photo)}.png"), cell.photos, cfg)
         original = embed_many(ready, face_table(faces, lambda f: f.photo), dataset_root(cfg.dataset), cfg)
+    verified: dict[str, np.ndarray | str] = {}
     for name in names:
         summary = summaries[name]
         if name not in anonymized:
             rows += [recognizer_row(f, name, metric, summary["threshold"], np.nan, summary["status"]) for f in faces]
+            verified[name] = summary["status"]
         else:
-            rows += compare(cfg, name, metric, summary, faces, anonymized[name], original[name])
-    return rows, summaries
+            mine, matrix = compare(cfg, name, metric, summary, faces, anonymized[name], original[name])
+            rows += mine
+            verified[name] = matrix if summary["status"] == OK else summary["status"]
+    return rows, summaries, verified
 
 
 def compare(cfg, name: str, metric: str, summary: dict, faces: list[FoundFace], anonymized: pd.DataFrame,
-            original: pd.DataFrame) -> list[dict]:
-    """One recognizer's rows from its embeddings of the anonymized and the original faces;
-    sets summary["status"] when no face could be compared for one reason (e.g. the model
-    failed to load)."""
+            original: pd.DataFrame) -> tuple[list[dict], np.ndarray]:
+    """One recognizer's rows from its embeddings of the anonymized and the original faces, and
+    its bench.chance.cross_verified matrix (every fake against every original); sets
+    summary["status"] when no face could be compared for one reason (e.g. the model failed to load)."""
     threshold = summary["threshold"]
     distances = np.full(len(faces), np.nan)
     status = [OK] * len(faces)
@@ -302,7 +341,14 @@ def compare(cfg, name: str, metric: str, summary: dict, faces: list[FoundFace], 
     reasons = {s for s, f in zip(status, faces) if s != OK and f.alignable}
     if faces and any(f.alignable for f in faces) and not any(compared) and len(reasons) == 1:
         summary["status"] = reasons.pop()  # e.g. the model failed to load: nothing was compared
-    return rows
+    dim = next((len(a.embedding) for a, ok in zip(anonymized.itertuples(), compared) if ok), 0)
+
+    def stacked(table: pd.DataFrame) -> np.ndarray:
+        return np.stack([np.asarray(e, np.float32) if ok else np.zeros(dim, np.float32)
+                         for e, ok in zip(table.embedding, compared)]) if dim else np.zeros((len(faces), 0))
+    matrix = chance.cross_verified(stacked(anonymized), stacked(original), np.asarray(compared, bool), metric,
+                                   threshold) if dim else np.full((len(faces), len(faces)), np.nan)
+    return rows, matrix
 
 
 def face_table(faces: list[FoundFace], photo_of) -> pd.DataFrame:
@@ -313,6 +359,79 @@ def face_table(faces: list[FoundFace], photo_of) -> pd.DataFrame:
         "landmarks": [np.asarray(f.det.landmarks, np.float32).reshape(-1).tolist() for f in faces],
         "aligned": [f.alignable for f in faces],
     }, columns=["face_id", "photo", "landmarks", "aligned"])
+
+
+# ---- against chance (bench.chance) -------------------------------------------------------
+
+def against_chance(cfg, opts, cell: Cell, faces: list[FoundFace], verified: dict[str, np.ndarray | str]
+                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
+    """(one row per found face: face, photo, band, treatment, person; the leak table; per face x
+    recognizer verdicts, bench.chance.face_verdicts; the shrink table's status)."""
+    options = chance.ChanceOptions.of(opts)
+    found = pd.DataFrame({
+        "photo": [f.photo for f in faces], "face": [f.face for f in faces],
+        **{k: [float(f.det.box[i]) for f in faces] for i, k in enumerate(("x1", "y1", "x2", "y2"))},
+        "unchanged": [f.unchanged for f in faces],
+    }, columns=["photo", "face", "x1", "y1", "x2", "y2", "unchanged"])
+    inventory = pd.read_parquet(DatasetLayout(cell.results_dir, cell.dataset).faces)
+    labels_path = dataset_labels_path(cfg.dataset)
+    identities = face_identities(read_labels(labels_path), inventory) if labels_path and labels_path.is_file() else {}
+    info = chance.attribute(found, inventory, pd.read_parquet(cell.pairs), identities, float(cfg.anonymize.redetect_iou))
+    info["band"] = [options.bands.label(f.det.size) for f in faces]
+    shrink, shrink_status = chance.read_shrink(shrink_files(cell.results_dir)["csv"])
+    if shrink_status != OK:
+        log.warning("leaks against chance: %s", shrink_status)
+    table = chance.chance_table(info, verified, shrink, shrink_status, options)
+    return info, table, chance.face_verdicts(info, verified, table), shrink_status
+
+
+def cell_guards(cell: Cell) -> list[str]:
+    """The recognizers that guarded the cell's fakes (the anonymize stage's provenance
+    `guard.recognizers`, bench.guard); [] for the open loop or an older cell."""
+    if not cell.provenance.is_file():
+        return []
+    record_ = json.loads(cell.provenance.read_text(encoding="utf-8"))
+    return [str(r) for r in (record_.get("guard") or {}).get("recognizers") or []]
+
+
+def guard_summary(guards: list[str], info: pd.DataFrame, verdicts: pd.DataFrame, options) -> dict:
+    """Found faces verified as their owner (the plain check) by at least one guard, and by at
+    least one recognizer that did not guard (transfer), per size band and in all: the closed
+    loop's targets are read here (issue 24: faces of 40 px and more)."""
+    role = verdicts.recognizer.isin(guards)
+    by_guard = set(verdicts.face[verdicts.verified & role])
+    by_other = set(verdicts.face[verdicts.verified & ~role])
+    compared_guard = set(verdicts.face[role])
+    compared_other = set(verdicts.face[~role])
+
+    def counts(faces: set) -> dict:
+        return {"faces": len(faces),
+                "compared_by_guard": len(faces & compared_guard), "verified_by_guard": len(faces & by_guard),
+                "compared_by_non_guard": len(faces & compared_other), "verified_by_non_guard": len(faces & by_other)}
+    bands = info.band.to_numpy(dtype=object)
+    return {"recognizers": list(guards), **counts(set(range(len(info)))),
+            "per_band": {b: counts(set(np.flatnonzero(bands == b))) for b in options.bands.labels() if (bands == b).any()}}
+
+
+def write_chance_table(cell: Cell, table: pd.DataFrame, opts: dict, shrink_status: str, guards: list[str]) -> None:
+    resultsio.write_csv(chance.rounded(table), cell.leaks_chance_csv)
+    notes = [
+        f"guard: the recognizer guarded this cell's fakes (bench.guard: {', '.join(guards)}); the others judge "
+        "them unseen (transfer)." if guards else "guard: none (the open loop: no recognizer saw the fakes before).",
+        f"Cell {cell.generator}/{cell.pool}/{cell.root.name} of {cell.dataset}. One row per recognizer x "
+        "face-size band (px, the face box's shorter side) x treatment. owner_verified of faces_compared: fakes "
+        "verified as their own original; chance_rate: the share of impostor_pairs (the fake of one face against "
+        "the original of another person's face of the same band) verified. p_value: one-sided Fisher's exact "
+        f"test of owner_verified/faces_compared against impostor_verified/impostor_pairs; verdict `{chance.ABOVE_CHANCE}` where p < alpha = "
+        f"{float(opts['alpha']):g}. With fewer than {int(opts['min_impostor_pairs'])} impostor pairs the verified "
+        "faces count as leaks and are flagged. shrink: whether the recognizer tells people apart on the "
+        "identities set shrunk to the band's size (one-sided Fisher's exact test, genuine vs impostor pairs); "
+        f"`{chance.INDISTINGUISHABLE}` makes the faces `{chance.TOO_SMALL}`, neither leak nor safe. "
+        "Pairs sharing a face are not independent: p-values are approximate.",
+    ]
+    if shrink_status != OK:
+        notes.append(f"shrink: {shrink_status}")
+    resultsio.write_text(chance.chance_markdown(table, "Leaks against chance", notes), cell.leaks_chance_md)
 
 
 # ---- rows and metrics --------------------------------------------------------------------
@@ -411,13 +530,34 @@ def report(cell: Cell, leaks: dict) -> None:
 
 # ---- contact sheet -----------------------------------------------------------------------
 
-RED, GREEN, GRAY = (230, 20, 20), (20, 190, 60), (200, 200, 200)
+RED, GREEN, GRAY, ORANGE = (230, 20, 20), (20, 190, 60), (200, 200, 200), (255, 140, 0)
 
 
-def contact_sheet(cell: Cell, photos: list[str], table: pd.DataFrame, tile: int, note: str = "") -> Path:
+def retried_faces(cell: Cell) -> dict[str, list[tuple[tuple[float, ...], str]]]:
+    """{photo: [(source box, label)]} of the faces the closed loop swapped more than once or
+    covered with its fallback (pairs.parquet `tries`, `guard_stop`; bench.guard)."""
+    pairs = pd.read_parquet(cell.pairs) if cell.pairs.is_file() else pd.DataFrame()
+    if pairs.empty or "tries" not in pairs:
+        return {}
+    inventory = pd.read_parquet(DatasetLayout(cell.results_dir, cell.dataset).faces).set_index("face_id")
+    out: dict = {}
+    for pair in pairs.itertuples():
+        tries = int(pair.tries) if pd.notna(pair.tries) else 0
+        if (tries <= 1 and pair.guard_stop != STOP_FALLBACK) or pair.source_face not in inventory.index:
+            continue
+        face = inventory.loc[pair.source_face]
+        label = "guard fallback" if pair.guard_stop == STOP_FALLBACK else f"try {tries}"
+        out.setdefault(str(pair.photo), []).append(((face.x1, face.y1, face.x2, face.y2), label))
+    return out
+
+
+def contact_sheet(cell: Cell, photos: list[str], table: pd.DataFrame, tile: int, note: str = "",
+                  retried: dict | None = None) -> Path:
     """Every anonymized photo scaled to `tile` px wide, a red box on each leaking face and a
-    green one on the others; a gray tile for a readable photo with no output. `note` (e.g.
-    why the cell has no photos) heads the sheet."""
+    green one on the others, an orange label over each face the closed loop swapped more than
+    once ("try N") or covered ("guard fallback"); a gray tile for a readable photo with no
+    output. `note` (e.g. why the cell has no photos) heads the sheet."""
+    retried = retried or {}
     leaks = table.groupby("face").leak.apply(lambda s: bool(s.fillna(False).any())).to_dict()
     boxes = table[table.face != ""].drop_duplicates("face")
     font = label_font(16)
@@ -442,6 +582,10 @@ def contact_sheet(cell: Cell, photos: list[str], table: pd.DataFrame, tile: int,
             color = RED if leaks.get(face.face) else GREEN
             draw.rectangle([cx - half_w, cy - half_h, cx + half_w, cy + half_h], outline=color,
                            width=3 if color == RED else 2)
+        for box, text in retried.get(photo, []):
+            x1, y1, x2, y2 = (v * scale for v in box)
+            draw.rectangle([x1, y1, x2, y2], outline=ORANGE, width=1)
+            draw.text((x1, max(0, y1 - 14)), text, fill=ORANGE, font=label_font(12))
         tiles.append((photo, img, sum(bool(leaks.get(f)) for f in mine.face)))
     label_h, cols = 22, max(1, min(3, len(tiles)))
     row_h = [max((t[1].height for t in tiles[r:r + cols]), default=0) + label_h for r in range(0, len(tiles), cols)]

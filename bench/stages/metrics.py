@@ -25,7 +25,9 @@ is the number of recognizers averaged), M = distance (cosine, euclidean_l2):
         inventory_faces, faces, swapped, fallback, audit_found, audit_covered, left_real,
         photos_left_real, unaccounted_faces, failures, status
     cells.D.P.G.S.Q.leaks.<count>      the leak check (metrics.json): faces_found,
-        unchanged_faces, leaking_faces, missing_output
+        unchanged_faces, leaking_faces, missing_output; against chance (bench.chance):
+        leaking_faces_vs_chance, too_small_to_tell, verified_at_chance,
+        leaks_flagged_too_few_impostors
 
 A value without a number is the table's "n/a: <reason>" string (`n` is then 0). A cell that
 was not run (no outcomes.parquet / pairs.parquet) is left out of every section rather than
@@ -56,7 +58,10 @@ NA = "n/a"
 # The anonymize stage's photos.csv columns summed per cell (bench.stages.anonymize.PHOTO_COLUMNS).
 PHOTO_COUNTS = ("faces", "swapped", "fallback", "audit_found", "audit_covered", "left_real")
 # The leak check's totals kept per cell (bench.stages.leaks.summarize).
-LEAK_COUNTS = ("faces_found", "unchanged_faces", "leaking_faces")
+LEAK_COUNTS = ("faces_found", "unchanged_faces", "leaking_faces", "leaking_faces_vs_chance", "too_small_to_tell",
+               "verified_at_chance", "leaks_flagged_too_few_impostors")
+# The closed loop's counts of a cell (anonymize provenance `counts`, bench.guard).
+GUARD_COUNTS = ("guard_retried", "guard_fallback", "guard_still_verified", "guard_unchecked")
 
 
 def run(cfg: DictConfig) -> Path:
@@ -81,7 +86,8 @@ def collect(results: Path, dataset: str, pool: str) -> dict:
     return {
         "verification": nest(dataset, pool, verification_metrics(results, dataset, pool, cells)),
         "quality": nest(dataset, pool, quality_metrics(results, dataset, pool, cells)),
-        "cells": nest(dataset, pool, {(c.generator, c.metric, c.query): cell_metrics(c, faces) for c in cells}),
+        "cells": nest(dataset, pool, {(c.generator, c.metric, c.query + (f"-{c.guard}" if c.guard else "")):
+                                      cell_metrics(c, faces) for c in cells}),
     }
 
 
@@ -106,7 +112,7 @@ def verification_metrics(results: Path, dataset: str, pool: str, cells: list[Cel
         raise BenchError(f"{provenance} not found: run `python -m bench tables` for this dataset and pool first")
     # The specs the tables were written with, not today's config: the file is the record.
     specs = table_specs(OmegaConf.create(json.loads(provenance.read_text(encoding="utf-8"))["config"]))
-    evaluated = {(c.generator, c.metric, c.query) for c in cells if c.outcomes.is_file()}
+    evaluated = {(c.generator, c.metric, c.query) for c in cells if c.outcomes.is_file() and not c.guard}
     out: dict = {}
     for gen_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         for spec in specs:
@@ -143,9 +149,9 @@ def fraction(text: str, n: str) -> dict:
 
 def quality_metrics(results: Path, dataset: str, pool: str, cells: list[Cell]) -> dict:
     """{(G, S, Q): {column: value}} from every quality table of a (space, query) that has cells."""
-    run_cells = {(c.generator, c.metric, c.query) for c in cells}
+    run_cells = {(c.generator, c.metric, c.query) for c in cells if not c.guard}
     out = {}
-    for metric, query in sorted({(c.metric, c.query) for c in cells}):
+    for metric, query in sorted({(c.metric, c.query) for c in cells if not c.guard}):
         path = quality_files(results, dataset, pool, metric, query)["csv"]
         if not path.is_file():
             continue
@@ -192,11 +198,14 @@ def cell_metrics(cell: Cell, inventory_faces: int) -> dict:
         "photos_left_real": sum(int(number(r["left_real"])) > 0 for r in photos),
         "failures": len(read_csv(cell.failures)) if cell.failures.is_file() else f"{NA}: {cell.failures.name} missing",
         "status": str(provenance.get("unavailable") or "ok"),
+        **{k: int(counts[k]) for k in GUARD_COUNTS if k in counts},
     }
     if cell.metrics.is_file():
         leaks = json.loads(cell.metrics.read_text(encoding="utf-8")).get("leaks", {})
         out["leaks"] = {k: int(leaks[k]) for k in LEAK_COUNTS if k in leaks}
         out["leaks"]["missing_output"] = len(leaks.get("missing_output", []))
+        guard = leaks.get("guard") or {}  # found faces verified as their owner by a guard / by a non-guard
+        out["leaks"].update({k: int(guard[k]) for k in ("verified_by_guard", "verified_by_non_guard") if k in guard})
     return out
 
 

@@ -16,7 +16,9 @@ Writes (bench.access.layout):
         tables/access_scale.{csv,md}, figures/access_scale.png      10^3..10^6 users on paper
         platform/store/<access>/server.sqlite, clients/*.sqlite     what is stored where
 One seeded workload (uploads, tags, consents, untags, views: bench.access.generate) runs on
-every model, so the rows compare like with like.
+every model, so the rows compare like with like. The models and figures share one
+bench.access.fakers.MemoFaker: a fake asked for again from the same pixels (same face and
+key) is computed once per run, while each model's swap counts remain the fakes it asks for.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from bench import resultsio
 from bench.access import figures, scale, sources
-from bench.access.fakers import EmbeddingMatcher, PaintFaker, PerfectMatcher
+from bench.access.fakers import EmbeddingMatcher, MemoFaker, PaintFaker, PerfectMatcher
 from bench.access.layout import PlatformLayout
 from bench.access.session import build_access, matcher_for, photo_reader, workload
 from bench.access.simulate import run_workload
@@ -68,30 +70,9 @@ def run(cfg: DictConfig) -> PlatformLayout:
     faker, faker_note = build_faker(cfg)
     read_photo = photo_reader()
 
-    rows, models, timings = [], {}, {}
-    for name in p.access_models:
-        model = build_access(str(name), cfg)
-        matcher = matcher_for(model, recognizer, threshold)
-        base = {"access": model.name, "section": model.section, "users": len(platform.users),
-                "photos": len(platform.photos)}
-        if matcher is None:
-            rows.append({**base, "matcher": recognizer.name, "note": threshold_note})
-            continue
-        missing = sum(f.embedding.size == 0 for f in platform.faces.values()) if model.uses_recognizer else 0
-        storage = Storage(layout.store(model.name))
-        model.open(platform, storage, faker, matcher, read_photo)
-        result = run_workload(model, platform, events, render=True)
-        storage.close()
-        models[model.name] = model
-        notes = [faker_note]
-        if missing:
-            notes.append(f"{missing} face(s) without an embedding: unknown to the recognizer, faked")
-        timings[model.name] = result.timings()
-        rows.append({**base, **result.metrics(), "matcher": matcher.name,
-                     "threshold": getattr(matcher, "threshold", float("nan")), "note": "; ".join(notes)})
-        log.info("%s: %d views, leak rate %s, over-fake rate %s, swaps/upload %s, swaps/view %s, view %s ms (median)",
-                 model.name, result.metrics()["views"], rows[-1].get("leak_rate"), rows[-1].get("over_fake_rate"),
-                 rows[-1].get("swaps_per_upload"), rows[-1].get("swaps_per_view"), timings[model.name]["view_ms_median"])
+    faker = MemoFaker(faker)  # one memo for every model and figure: each distinct fake made once
+    rows, models, timings = simulate_models(cfg, platform, events, faker, faker_note, recognizer, threshold,
+                                            threshold_note, read_photo, layout)
     table = pd.DataFrame(rows).reindex(columns=COLUMNS)
     resultsio.write_csv(table, layout.table_csv)
     resultsio.write_text(to_markdown(table, built, cfg), layout.table_md)
@@ -115,9 +96,48 @@ def run(cfg: DictConfig) -> PlatformLayout:
                 "events": {k: sum(e.kind == k for e in events) for k in ("upload", "tag", "consent", "untag", "view")}},
         stores={m: str(layout.store(m)) for m in models},
         view_timings_ms=timings,  # wall time per view on this machine: not in the table (not reproducible)
+        fakes=faker.stats(),  # computed once each (MemoFaker), reused by the other models and the figures
     ), layout.provenance)
     print(layout.table_md.read_text())
     return layout
+
+
+def simulate_models(cfg, platform, events, faker, faker_note: str, recognizer, threshold: float | None,
+                    threshold_note: str, read_photo, layout: PlatformLayout) -> tuple[list[dict], dict, dict]:
+    """Runs the workload on each model of platform.access_models, every model through one
+    MemoFaker (`faker` itself if it is one), so that a fake two models ask for from the same
+    pixels is computed once; each model's swap counts are still the fakes it asks for.
+
+    Returns:
+        (one table row per model, {name: the opened model}, {name: view timings in ms}).
+    """
+    faker = faker if isinstance(faker, MemoFaker) else MemoFaker(faker)
+    rows, models, timings = [], {}, {}
+    for name in cfg.platform.access_models:
+        model = build_access(str(name), cfg)
+        matcher = matcher_for(model, recognizer, threshold)
+        base = {"access": model.name, "section": model.section, "users": len(platform.users),
+                "photos": len(platform.photos)}
+        if matcher is None:
+            rows.append({**base, "matcher": recognizer.name, "note": threshold_note})
+            continue
+        missing = sum(f.embedding.size == 0 for f in platform.faces.values()) if model.uses_recognizer else 0
+        storage = Storage(layout.store(model.name))
+        model.open(platform, storage, faker, matcher, read_photo)
+        result = run_workload(model, platform, events, render=True)
+        storage.close()
+        models[model.name] = model
+        notes = [faker_note]
+        if missing:
+            notes.append(f"{missing} face(s) without an embedding: unknown to the recognizer, faked")
+        timings[model.name] = result.timings()
+        rows.append({**base, **result.metrics(), "matcher": matcher.name,
+                     "threshold": getattr(matcher, "threshold", float("nan")), "note": "; ".join(notes)})
+        log.info("%s: %d views, leak rate %s, over-fake rate %s, swaps/upload %s, swaps/view %s, view %s ms (median)",
+                 model.name, result.metrics()["views"], rows[-1].get("leak_rate"), rows[-1].get("over_fake_rate"),
+                 rows[-1].get("swaps_per_upload"), rows[-1].get("swaps_per_view"), timings[model.name]["view_ms_median"])
+    log.info("fakes: %d computed, %d reused across %d access models", faker.computed, faker.reused, len(models))
+    return rows, models, timings
 
 
 def threshold_curve(cfg, platform, events, recognizer, read_photo) -> pd.DataFrame:

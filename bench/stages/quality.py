@@ -2,8 +2,9 @@
 and what they keep. Beyond the paper: utility measures.
 
 Reads:  for each generator in `quality.generators`, the cell <dataset>/cells/<pool>/
-        <generator>/<metric>-<query>/ (pairs.parquet, faces.parquet, crops/), and the
-        dataset's faces.parquet and crops/.
+        <generator>/<metric>-<query>/ (pairs.parquet, faces.parquet, crops/), and its twins
+        under other guards that were run (<metric>-<query>-<guard>/, rows "<generator>-<guard>":
+        guarded vs unguarded side by side), and the dataset's faces.parquet and crops/.
 Writes: <results_dir>/tables/<dataset>/<pool>/quality_<metric>-<query>/<generator>.parquet
             one row per pair (source face vs its result); never inside a cell folder, which
             belongs to the anonymize/evaluate stages
@@ -48,7 +49,7 @@ from bench import resultsio
 from bench.align import align_face
 from bench.facetable import slug
 from bench.footnotes import markdown_with_footnotes
-from bench.layout import Cell, DatasetLayout, pool_dir, quality_files, tables_dir
+from bench.layout import Cell, DatasetLayout, find_cells, pool_dir, quality_files, tables_dir
 from bench.errors import BenchError
 from bench.imagequality import landmark_nme, pixel_measures, pose_difference
 from bench.progress import progress
@@ -76,7 +77,12 @@ def run(cfg: DictConfig) -> Path:
     base = Cell.from_config(cfg)
     sources = pd.read_parquet(DatasetLayout(base.results_dir, base.dataset).faces)
     files = quality_files(base.results_dir, base.dataset, base.pool, base.metric, base.query)
-    rows = [summarise(cfg, replace(base, generator=str(name)), sources, files["pairs"]) for name in cfg.quality.generators]
+    cells = [replace(base, generator=str(name), guard="") for name in cfg.quality.generators]
+    # each cell's twins under another guard (e.g. open: the paper's one swap) that were run
+    twins = [c for c in find_cells(base.results_dir, base.dataset, base.pool)
+             if c.guard and replace(c, guard="") in cells]
+    cells += sorted(twins, key=lambda c: (cells.index(replace(c, guard="")), c.guard))
+    rows = [summarise(cfg, cell, sources, files["pairs"]) for cell in cells]
     table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     resultsio.write_csv(table, files["csv"])
     resultsio.write_text(
@@ -84,23 +90,28 @@ def run(cfg: DictConfig) -> Path:
         f"{base.metric}-{base.query})\n\n"
         + markdown_with_footnotes(table, index=False, floatfmt=".4g") + "\n",  # n/a reasons as footnotes
         files["md"])
-    resultsio.write_json(record(cfg, "quality", cells={r: str(replace(base, generator=str(r)).root)
-                                                        for r in cfg.quality.generators}), files["provenance"])
+    resultsio.write_json(record(cfg, "quality", cells={label(c): str(c.root) for c in cells}), files["provenance"])
     log.info("quality of %d generators -> %s", len(table), files["csv"])
     return output_dir(cfg)
 
 
+def label(cell: Cell) -> str:
+    """The table's `generator` entry: the generator, with -<guard> for a cell of another guard
+    than the default (e.g. faceswap-open: the paper's open loop beside the guarded faceswap)."""
+    return cell.generator + (f"-{cell.guard}" if cell.guard else "")
+
+
 def summarise(cfg: DictConfig, cell: Cell, sources: pd.DataFrame, pair_dir: Path) -> dict:
     """One row of the quality table: the cell's per-pair means, FID and rates; the per-pair
-    table goes to <pair_dir>/<generator>.parquet."""
+    table goes to <pair_dir>/<label(cell)>.parquet."""
     if not cell.pairs.is_file():
-        return {"generator": cell.generator, "status": f"n/a: cell not run ({cell.pairs} missing)"}
+        return {"generator": label(cell), "status": f"n/a: cell not run ({cell.pairs} missing)"}
     pairs = pd.read_parquet(cell.pairs)
     if len(pairs) and pairs.status.str.startswith("n/a").all():
-        return {"generator": cell.generator, "status": pairs.status.iloc[0], "faces": len(pairs)}
+        return {"generator": label(cell), "status": pairs.status.iloc[0], "faces": len(pairs)}
     per_pair, src_crops, res_crops = measure_pairs(cfg, cell, pairs, sources)
-    resultsio.write_parquet(per_pair.drop(columns="photo"), pair_dir / f"{cell.generator}.parquet")
-    row = {"generator": cell.generator, "status": "ok", "faces": len(pairs),
+    resultsio.write_parquet(per_pair.drop(columns="photo"), pair_dir / f"{label(cell)}.parquet")
+    row = {"generator": label(cell), "status": "ok", "faces": len(pairs),
            "swapped": int((pairs.status == "swapped").sum()),
            "redetection_rate": round(float(pairs.redetected.mean()), 4) if len(pairs) else float("nan"),
            "n": len(per_pair), "fid": frechet_distance(src_crops, res_crops)}

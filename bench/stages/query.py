@@ -37,6 +37,7 @@ from bench import resultsio
 from bench.layout import Cell, DatasetLayout, PoolOutputs, pool_outputs, sidecar
 from bench.errors import BenchError
 from bench.facetable import failure
+from bench.guard import alternates_json
 from bench.identities import dataset_labels_path, face_identities, read_labels
 from bench.pools.base import build_pool
 from bench.progress import progress
@@ -51,7 +52,7 @@ log = logging.getLogger(__name__)
 TARGET_COLUMNS = [
     "source_face", "photo", "target", "target_image", "target_landmarks", "target_box", "distance",
     "space", "strategy", "pool", "seed", "n_candidates", "n_eligible", "age_band",
-    "source_age", "source_gender", "target_age", "target_gender", "shared_in_photo",
+    "source_age", "source_gender", "target_age", "target_gender", "shared_in_photo", "alternates",
 ]
 
 
@@ -170,6 +171,7 @@ def pick_targets(cfg, space: Space, query: Query, faces: pd.DataFrame, sources: 
     rows, failures = [], []
     seed = int(cfg.seed)
     distinct = bool(cfg.targets.distinct_per_photo)
+    n_alternates = int(cfg.targets.alternates)
     pool_age = pool_feats.arrays.get("age")
     pool_gender = pool_feats.arrays.get("gender")
     if query.same_age_gender and (pool_age is None or pool_gender is None):
@@ -199,11 +201,12 @@ def pick_targets(cfg, space: Space, query: Query, faces: pd.DataFrame, sources: 
         try:
             try:
                 sel = query.select(distances[i], rng_for(seed, key), source, pool_age, pool_gender,
-                                   exclude=in_photo if distinct else None)
+                                   exclude=in_photo if distinct else None, alternates=n_alternates)
             except NoCandidate:
                 if not distinct or not in_photo.any():
                     raise
-                sel = query.select(distances[i], rng_for(seed, key), source, pool_age, pool_gender)
+                sel = query.select(distances[i], rng_for(seed, key), source, pool_age, pool_gender,
+                                   alternates=n_alternates)
                 shared = True
         except NoCandidate as err:
             failures.append(failure(face.photo, face.face_id, "query", str(err)))
@@ -212,8 +215,17 @@ def pick_targets(cfg, space: Space, query: Query, faces: pd.DataFrame, sources: 
             sel = dataclasses.replace(sel, distance=float(own[i, sel.index]))
         in_photo[sel.index] = True
         row = target_row(cfg, space, query, face, sel, source, pool_faces.iloc[sel.index], pool_feats, pool_root)
-        rows.append({**row, "shared_in_photo": shared})
+        alternates = [alternate(pool_faces.iloc[j], float(own[i, j]), pool_root) for j in sel.alternates]
+        rows.append({**row, "shared_in_photo": shared, "alternates": alternates_json(alternates)})
     return rows, failures
+
+
+def alternate(target, distance: float, pool_root: Path) -> dict:
+    """One next candidate (the `alternates` column's entries; target_row's target columns)."""
+    return {"target": str(target.face_id), "target_image": str(pool_root / str(target.photo)),
+            "target_landmarks": [float(v) for v in target.landmarks],
+            "target_box": [float(target.x1), float(target.y1), float(target.x2), float(target.y2)],
+            "distance": distance}
 
 
 def target_row(cfg, space: Space, query: Query, face, sel, source: AgeGender | None, target, pool_feats: Features,

@@ -38,7 +38,7 @@ from omegaconf import DictConfig
 from bench import resultsio
 from bench.access.layout import PlatformLayout
 from bench.footnotes import na_reason
-from bench.layout import (PAPER_CHARTS, AttackOutputs, BaselineOutputs, Cell, DatasetLayout, figures_dir, find_cells, paper_files,
+from bench.layout import (GUARD_TABLE_PREFIX, PAPER_CHARTS, AttackOutputs, BaselineOutputs, Cell, DatasetLayout, figures_dir, find_cells, paper_files,
                           pool_dir, report_dir, tables_dir, verification_dir, verification_provenance)
 from bench.report.html import HtmlTable, ReportFiles, TableCell, frame_table, read_csv, render, with_pair_counts
 
@@ -186,8 +186,14 @@ def verification(results: Path, dataset: str, pool: str, files: ReportFiles, fir
     out = {}
     for gen_dir in sorted((p for p in folder.glob("*") if p.is_dir()), key=lambda p: (p.name != first, p.name)):
         names = list(specs) or sorted(p.stem for p in gen_dir.glob("*.csv"))
+        names = [n for n in names if not n.startswith(GUARD_TABLE_PREFIX)]
         tables = [csv_table(gen_dir / f"{name}.csv", files, specs.get(name, {}).get("title", name),
                             pair_counts=True, notes=[VERIFICATION_NOTE]) for name in names]
+        tables += [csv_table(path, files, f"Guarded vs unguarded, {path.stem[len(GUARD_TABLE_PREFIX):]}: Source vs "
+                             "Result verified per recognizer, guards apart from those that did not guard (transfer)",
+                             notes=["The loop's counts per cell (retried, guard fallback, still verified): the "
+                                    "linked Markdown beside it."])
+                   for path in sorted(gen_dir.glob(f"{GUARD_TABLE_PREFIX}*.csv"))]
         out[gen_dir.name] = Section(tables=[t for t in tables if t is not None])
     return out
 
@@ -358,8 +364,9 @@ def leak_check(cell: Cell, files: ReportFiles) -> Section:
     leaks = json.loads(cell.metrics.read_text(encoding="utf-8")).get("leaks")
     if not leaks:
         return Section(status="not run: `python -m bench leaks` for this cell")
-    totals = {k: str(leaks[k]) for k in ("faces_found", "leaking_faces", "unchanged_faces", "too_small_to_embed")
-              if k in leaks}
+    totals = {k: str(leaks[k]) for k in ("faces_found", "leaking_faces", "unchanged_faces", "too_small_to_embed",
+                                         "leaking_faces_vs_chance", "verified_at_chance", "too_small_to_tell",
+                                         "leaks_flagged_too_few_impostors") if k in leaks}
     totals["missing_output"] = str(len(leaks.get("missing_output", [])))
     totals["detectors"] = ", ".join(leaks.get("detectors", []))
     per = pd.DataFrame([{"recognizer": name, "status": str(r.get("status", "")), "threshold": str(r.get("threshold", "")),
@@ -370,6 +377,10 @@ def leak_check(cell: Cell, files: ReportFiles) -> Section:
         tables.append(frame_table(per, "Faces each recognizer still verifies as the original (a leak)"))
     for table in tables:
         table.source, table.source_name = files.file(cell.metrics), relative(cell.metrics, files)
+    chance = csv_table(cell.leaks_chance_csv, files, "Leaks against chance: owner-verified rate beside the rate "
+                       "for two different people, per recognizer x face-size band x treatment (docs/outputs.md)")
+    if chance is not None:
+        tables.append(chance)
     sheet = figure(cell.leak_sheet, files, "Leak check: red box = a face still real, green = anonymized", photo=True)
     return Section(tables=tables, figures=[sheet] if sheet else [])
 
@@ -378,11 +389,12 @@ def leak_check(cell: Cell, files: ReportFiles) -> Section:
 
 def find_attacks(results: Path, pool: str) -> list[AttackOutputs]:
     """Every attack folder of the pool, whichever dataset it attacked
-    (<results_dir>/attack/<dataset>/<pool>/<generator>/<metric>-<query>/)."""
+    (<results_dir>/attack/<dataset>/<pool>/<generator>/<metric>-<query>[-<guard>]/)."""
     found = []
     for folder in sorted(p for p in (results / "attack").glob(f"*/{pool}/*/*") if p.is_dir()):
-        metric, _, query = folder.name.partition("-")
-        outputs = AttackOutputs(results, pool, folder.parent.name, metric, query, folder.parents[2].name)
+        metric, _, rest = folder.name.partition("-")
+        query, _, guard = rest.partition("-")
+        outputs = AttackOutputs(results, pool, folder.parent.name, metric, query, folder.parents[2].name, guard)
         if metric and query and outputs.root == folder:
             found.append(outputs)
     return found
@@ -398,7 +410,8 @@ def attacks(results: Path, pool: str, files: ReportFiles, opts: DictConfig) -> d
         tables.append(csv_table(attack.failures, files, "Failures of the attack", max_rows=int(opts.max_rows)))
         paths = [*sorted(attack.root.glob(attack.distances_figure("*").name)), attack.kanonymity_figure]
         figs = [figure(p, files, FIGURE_CAPTIONS.get(p.stem) or attack_caption(p.stem)) for p in paths]
-        name = f"{attack.dataset} · {attack.generator} · {attack.metric} · {attack.query}"
+        name = (f"{attack.dataset} · {attack.generator} · {attack.metric} · {attack.query}"
+                + (f" · guard {attack.guard}" if attack.guard else ""))
         out[name] = Section(tables=[t for t in tables if t], figures=[f for f in figs if f])
     return out
 

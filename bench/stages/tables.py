@@ -22,7 +22,9 @@ Writes: <results_dir>/tables/<dataset>/<pool>/verification/<generator>/<tables.s
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +36,7 @@ from omegaconf import DictConfig
 from bench import resultsio
 from bench.errors import BenchError
 from bench.footnotes import markdown_with_footnotes
-from bench.layout import DatasetLayout, verification_dir, verification_provenance
+from bench.layout import DEFAULT_GUARD, GUARD_TABLE_PREFIX, Cell, DatasetLayout, cell_of_folder, verification_dir, verification_provenance
 from bench.provenance import record
 from bench.recognizers import selected_recognizers
 from bench.tablespec import TableSpec, table_specs  # noqa: F401 (table_specs: public API of the stage)
@@ -218,6 +220,86 @@ def write_table(table: VerificationTable, folder: Path) -> list[Path]:
     ]
 
 
+# ---- guarded vs unguarded (bench.guard; issue 24) ----------------------------------------
+
+GUARD_ROLE, JUDGE_ROLE = "guard", "not a guard (transfer)"
+
+
+@dataclass(frozen=True)
+class GuardTable:
+    """One cell under the default guard beside its twins under other guards (e.g. open):
+    per recognizer, Source vs Result verified rate in each, and whether it guarded.
+
+    rows columns: recognizer, role, then per loop `<loop>` (rate or "n/a: ...") and `<loop> n`;
+    plus one average row per role. `loops`: the default guard's name first."""
+
+    cell: Cell
+    metric: str
+    guards: tuple[str, ...]
+    loops: tuple[str, ...]
+    rows: pd.DataFrame
+    counts: dict
+
+    @property
+    def stem(self) -> str:
+        return f"{GUARD_TABLE_PREFIX}{self.cell.metric}-{self.cell.query}"
+
+    def to_markdown(self) -> str:
+        shown = self.rows.copy()
+        for loop in self.loops:
+            shown[loop] = [v if isinstance(v, str) else f"{v:.3f} (n={int(n)})" for v, n in zip(shown[loop], shown[f"{loop} n"])]
+        shown = shown[["recognizer", "role", *self.loops]]
+        lines = [f"# Guarded vs unguarded: {self.cell.generator}, {self.cell.metric} space, {self.cell.query}", "",
+                 f"Share of pairs verified as the same person, Source vs Result, {self.metric} distance "
+                 "(lower = better anonymization). "
+                 f"Guards (they saw every fake before it was published): {', '.join(self.guards) or 'none'}; "
+                 "the recognizers that did not guard judge the loop unseen (transfer).", "",
+                 markdown_with_footnotes(shown, index=False), ""]
+        for loop, counts in self.counts.items():
+            lines.append(f"- {loop}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        return "\n".join(lines) + "\n"
+
+
+def guard_table(outcomes: pd.DataFrame, cell: Cell, twins: list[Cell], recognizers: Iterable[str]) -> GuardTable:
+    """The GuardTable of `cell` (default guard) and its `twins` from the tables' outcomes
+    (their `guard` column) and the cells' anonymize provenance (guards, counts)."""
+    record_ = json.loads(cell.provenance.read_text(encoding="utf-8")) if cell.provenance.is_file() else {}
+    guard = record_.get("guard") or {}
+    guards, metric = tuple(guard.get("recognizers") or ()), str(guard.get("metric") or "cosine")
+    loops = {DEFAULT_GUARD: cell, **{t.guard: t for t in twins}}
+    mine = outcomes[(outcomes.metric == metric) & (outcomes.comparison == "source_vs_result")]
+    rows = []
+    for name in recognizers:
+        row = {"recognizer": name, "role": GUARD_ROLE if name in guards else JUDGE_ROLE}
+        for loop, c in loops.items():
+            group = mine[(mine.cell == c.root.relative_to(c.results_dir).as_posix()) & (mine.recognizer == name)]
+            value = cell_value(group)
+            row[loop] = value["rate"] if value["rate"] is not None else value["text"]
+            row[f"{loop} n"] = value["n"]
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    for role in (GUARD_ROLE, JUDGE_ROLE):
+        row = {"recognizer": f"{AVERAGE} ({role})", "role": role}
+        for loop in loops:
+            rates = [v for v, r in zip(table[loop], table.role) if r == role and not isinstance(v, str)]
+            row[loop] = float(sum(rates) / len(rates)) if rates else "n/a: no recognizer has a number"
+            row[f"{loop} n"] = len(rates)
+        rows.append(row)
+    counts = {}
+    for loop, c in loops.items():
+        rec = json.loads(c.provenance.read_text(encoding="utf-8")) if c.provenance.is_file() else {}
+        counts[loop] = {k: v for k, v in (rec.get("counts") or {}).items()
+                        if k in ("faces", "swapped", "fallback", "guard_retried", "guard_fallback",
+                                 "guard_still_verified", "guard_unchecked")}
+    return GuardTable(cell, metric, guards, tuple(loops), pd.DataFrame(rows), counts)
+
+
+def write_guard_table(table: GuardTable, folder: Path) -> list[Path]:
+    """<folder>/guard_<metric>-<query>.{csv,md}."""
+    return [resultsio.write_text(table.rows.to_csv(index=False), folder / f"{table.stem}.csv"),
+            resultsio.write_text(table.to_markdown(), folder / f"{table.stem}.md")]
+
+
 # ---- the stage: reading the anonymize stage's cells (issue 4 wires this up) --------------
 
 def output_dir(cfg: DictConfig) -> Path:
@@ -242,14 +324,24 @@ def run(cfg: DictConfig) -> Path:
         raise BenchError(f"no outcomes.parquet under {results / dataset / 'cells' / str(cfg.pool.name)}: run "
                          "`python -m bench anonymize` and `python -m bench evaluate` for this dataset first")
     names = selected_recognizers(cfg)
-    frames = [pd.read_parquet(path).assign(cell=path.parent.relative_to(results).as_posix()) for path in outcome_files]
+    pool = str(cfg.pool.name)
+    cells = [cell_of_folder(results, dataset, pool, path.parent) for path in outcome_files]
+    frames = [pd.read_parquet(path).assign(cell=path.parent.relative_to(results).as_posix(),
+                                           guard=cell.guard if cell else "")
+              for path, cell in zip(outcome_files, cells)]
     outcomes = pd.concat(frames, ignore_index=True)
     out = output_dir(cfg)
     resultsio.write_parquet(outcomes, out / "outcomes.parquet")
     written = []
-    for generator, group in outcomes.groupby("generator", sort=True):
+    # Tables 1-3: the cells of the default guard; the others only in the guard comparison
+    for generator, group in outcomes[outcomes.guard == ""].groupby("generator", sort=True):
         for spec in table_specs(cfg):
             written += write_table(verification_table(group, spec, names), out / str(generator or "all"))
+    for cell in cells:
+        if cell is not None and not cell.guard:
+            twins = [c for c in cells if c is not None and c.guard and dataclasses.replace(c, guard="") == cell]
+            if twins:
+                written += write_guard_table(guard_table(outcomes, cell, twins, names), out / cell.generator)
     resultsio.write_json(record(
         cfg, "tables",
         inputs=[{"path": str(p), "sha256": resultsio.sha256_file(p)} for p in outcome_files],

@@ -1,0 +1,277 @@
+"""The closed loop: every fake checked against its owner before it is published (issue 24;
+beyond MFMC, whose Eq. 1 checks the target, never the result).
+
+After a face is swapped, the guard recognizers (`guard.recognizers`, conf/guard/) embed the
+result and the source, aligned at the source's five landmarks (the swap keeps the pose, so
+the same points cut the same spot out of both, as in the leak check). When any guard
+verifies the pair, i.e. its `guard.metric` distance is <= its threshold x `guard.margin`,
+the face is swapped again from the photo as it was before this face, with the next candidate
+target of the same strategy (bench.queries: Eq. 1's other candidates, next-furthest, ...;
+the query stage writes them, `alternates` of the targets table), up to `guard.tries` swaps
+in all; a face still verified after the last try is covered by `guard.fallback` (a stronger
+obfuscation than the anonymize fallback) and checked once more. Each face's record names its
+tries, the targets tried, the last guard distances and why the loop stopped (GuardOutcome);
+a face still verified after the fallback is counted (`guard_still_verified`), never silent.
+
+`guard=open` (conf/guard/open.yaml): tries 1 and no guard recognizer, the paper's open loop.
+Guards are judges too: tables report the recognizers that did not guard apart (transfer).
+
+This module is the one reader of the `guard` config group.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from omegaconf import DictConfig
+
+from bench.align import align_face
+from bench.embeddings import OK
+from bench.errors import BenchError
+from bench.layout import DEFAULT_GUARD
+
+log = logging.getLogger(__name__)
+
+# Why a face's loop stopped (GuardOutcome.stop; pairs.parquet `guard_stop`).
+STOP_OPEN = "open loop"                       # no guard recognizer ran (guard=open, or none available)
+STOP_PASSED = "passed"                        # no guard verified the last swap
+STOP_NOT_SWAPPED = "not swapped"              # the swap failed: the anonymize fallback covered it
+STOP_FALLBACK = "guard fallback"              # every try was verified: covered by guard.fallback
+STOP_STILL_VERIFIED = "STILL VERIFIED after the guard fallback"
+STOP_UNCHECKED = "unchecked"                  # no guard could embed the source or the result
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    """conf/guard/<name>.yaml, read once (`settings`).
+
+    Attributes:
+        name: the config choice (closed, open, ...).
+        recognizers: conf/recognizer/ names that guard (those without weights are skipped).
+        metric: deepface distance the guards compare (cosine, euclidean, euclidean_l2).
+        margin: a pair is verified when distance <= threshold x margin (> 1: stricter guard).
+        tries: swaps per face at most, the first target included (1: the open loop).
+        fallback: conf/generator/ name covering a face every try left verified; None: the
+            last try is kept and the face counted as still verified.
+    """
+
+    name: str
+    recognizers: tuple[str, ...]
+    metric: str
+    margin: float
+    tries: int
+    fallback: str | None
+
+    @property
+    def closed(self) -> bool:
+        return bool(self.recognizers)
+
+
+def settings(cfg: DictConfig) -> GuardSettings:
+    """The run's guard settings (cfg.guard; the choice name from Hydra's choices).
+
+    Raises:
+        BenchError: tries < 1 or margin <= 0.
+    """
+    g = cfg.guard
+    tries, margin = int(g.tries), float(g.margin)
+    if tries < 1:
+        raise BenchError(f"guard.tries must be >= 1 (1: the open loop), got {tries}")
+    if margin <= 0:
+        raise BenchError(f"guard.margin must be > 0, got {margin}")
+    return GuardSettings(name=str(cfg.choices.get("guard") or DEFAULT_GUARD), recognizers=tuple(str(r) for r in g.recognizers or ()),
+                         metric=str(g.metric), margin=margin, tries=tries,
+                         fallback=str(g.fallback) if g.get("fallback") else None)
+
+
+def non_guards(cfg: DictConfig, names) -> list[str]:
+    """The recognizers of `names` that did not guard this run (transfer judges)."""
+    mine = set(settings(cfg).recognizers)
+    return [n for n in names if n not in mine]
+
+
+@dataclass
+class GuardOutcome:
+    """One face's loop: tries (swaps made), targets tried (pool face ids, in order), the last
+    check's distances and verdicts per guard, and why it stopped (STOP_*)."""
+
+    tries: int = 0
+    targets: list[str] = field(default_factory=list)
+    distances: dict[str, float] = field(default_factory=dict)
+    verified_by: list[str] = field(default_factory=list)
+    stop: str = STOP_OPEN
+
+    def columns(self) -> dict:
+        """pairs.parquet's guard columns."""
+        return {"tries": int(self.tries), "targets_tried": json.dumps(self.targets),
+                "guard_distances": json.dumps({k: round(float(v), 6) for k, v in self.distances.items()}),
+                "guard_verified_by": ",".join(self.verified_by), "guard_stop": self.stop}
+
+
+class Guard:
+    """The guard recognizers of one run, loaded once; embeddings cached per crop content
+    (bench.embedding_runner's cache, shared with every other stage)."""
+
+    def __init__(self, cfg: DictConfig):
+        from bench.embedding_runner import used_weights
+        from bench.recognizers import build_recognizer
+        from bench.verification import threshold_of
+
+        self.cfg = cfg
+        self.settings = settings(cfg)
+        self.recognizers, self.thresholds, self.unavailable = [], {}, {}
+        for name in self.settings.recognizers:
+            recognizer = build_recognizer(name, cfg)
+            threshold, why_not = threshold_of(recognizer, self.settings.metric)
+            if why_not is None:
+                try:
+                    used_weights(recognizer)
+                except Exception as err:  # noqa: BLE001 - missing weights: this guard is n/a
+                    why_not = f"n/a: {err}"
+            if why_not is not None:
+                self.unavailable[name] = why_not
+                log.warning("guard %s is not available: %s", name, why_not)
+                continue
+            self.recognizers.append(recognizer)
+            self.thresholds[name] = threshold
+        if self.settings.recognizers and not self.recognizers:
+            log.warning("no guard recognizer is available: the loop is open (every face tried once)")
+        self._cover = None
+
+    def cover(self):
+        """guard.fallback's generator, built and prepared on first use; None when unset."""
+        if self._cover is None and self.settings.fallback:
+            from bench.registry import GENERATORS
+
+            self._cover = GENERATORS.build(self.settings.fallback)
+            self._cover.prepare()
+        return self._cover
+
+    def components(self) -> list:
+        """What decides a guarded result besides the settings (for cache keys): the guards."""
+        return list(self.recognizers)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.recognizers)
+
+    def describe(self) -> dict:
+        """The provenance entry: settings, guards used with thresholds, guards left out."""
+        s = self.settings
+        return {"name": s.name, "recognizers": [r.name for r in self.recognizers], "metric": s.metric,
+                "margin": s.margin, "tries": s.tries, "fallback": s.fallback,
+                "thresholds": dict(self.thresholds), "unavailable": dict(self.unavailable)}
+
+    def embed(self, rgb: np.ndarray, landmarks: np.ndarray) -> dict[str, np.ndarray | None]:
+        """{guard: (D,) embedding of the face at `landmarks` (5, 2) in the RGB `rgb`, or None
+        where it cannot be aligned or embedded}."""
+        from bench.embedding_runner import embed_crops
+
+        out = {}
+        for recognizer in self.recognizers:
+            try:
+                crop = align_face(rgb, landmarks, size=recognizer.input_size, margin=recognizer.margin)
+            except ValueError:
+                out[recognizer.name] = None
+                continue
+            status, vector = embed_crops(recognizer, [crop], self.cfg)[0]
+            out[recognizer.name] = vector if status == OK else None
+        return out
+
+    def check(self, source: dict, result: dict) -> tuple[dict[str, float], list[str]]:
+        """({guard: distance}, guards that verify the pair) for two embed() outputs."""
+        from bench.verification import pair_distances
+
+        distances, verified = {}, []
+        for name, threshold in self.thresholds.items():
+            a, b = source.get(name), result.get(name)
+            if a is None or b is None:
+                continue
+            d = float(pair_distances(np.asarray(a)[None], np.asarray(b)[None], self.settings.metric)[0])
+            distances[name] = d
+            if d <= threshold * self.settings.margin:
+                verified.append(name)
+        return distances, verified
+
+
+def alternates_json(rows: list[dict]) -> str:
+    """The targets table's `alternates` cell: the next targets as a JSON list of
+    {target, target_image, target_box, target_landmarks, distance}."""
+    return json.dumps(rows)
+
+
+def candidate_targets(target, limit: int) -> list:
+    """The face's target followed by its alternates (at most `limit` in all): each a mapping
+    with target, target_image, target_box, target_landmarks, distance (bench.anonymizer)."""
+    if target is None:
+        return [None]
+    out = [target]
+    raw = target.get("alternates") if hasattr(target, "get") else None
+    if isinstance(raw, str) and raw:
+        out += json.loads(raw)
+    return out[:max(1, limit)]
+
+
+def replace_guarded(image: np.ndarray, original: np.ndarray, row, target, generator, fallback,
+                    guard: "Guard | None") -> tuple[np.ndarray, str, GuardOutcome]:
+    """One face replaced under the closed loop: (image, status, outcome). Never raises.
+
+    Args:
+        image: (H, W, 3) uint8 RGB, the photo with the faces before this one already replaced.
+        original: the photo as read (the source face's embeddings come from it).
+        row: the inventory face (x1, y1, x2, y2, landmarks: 10 floats).
+        target: its targets-table row (with `alternates`), or None.
+        generator, fallback: as bench.anonymizer.replace_face.
+        guard: the run's Guard; None, or one without an available recognizer, or a generator
+            that takes no target (an obfuscation: nothing to retry): one swap, STOP_OPEN.
+    """
+    from bench.anonymizer import replace_face
+    from bench.status import SWAPPED, fallback_status
+
+    outcome = GuardOutcome()
+    if guard is None or not guard.active or not generator.uses_target:
+        out, status = replace_face(image, row, target, generator, fallback)
+        if target is not None:
+            outcome.targets, outcome.tries = [str(target["target"])], 1
+        return out, status, outcome
+    landmarks = np.asarray(row.landmarks, np.float32).reshape(5, 2)
+    source = guard.embed(original, landmarks)
+    out, status = image, ""
+    for candidate in candidate_targets(target, guard.settings.tries):
+        out, status = replace_face(image, row, candidate, generator, fallback)
+        if status != SWAPPED:  # no target, or the swap failed: the anonymize fallback covered it
+            outcome.stop = STOP_NOT_SWAPPED
+            return out, status, outcome
+        outcome.tries += 1
+        outcome.targets.append(str(candidate["target"]))
+        outcome.distances, outcome.verified_by = guard.check(source, guard.embed(out, landmarks))
+        if not outcome.distances:
+            outcome.stop = STOP_UNCHECKED
+            return out, status, outcome
+        if not outcome.verified_by:
+            outcome.stop = STOP_PASSED
+            return out, status, outcome
+    why = f"guard: verified as its owner by {', '.join(outcome.verified_by)} after {outcome.tries} tries"
+    cover = guard.cover()
+    if cover is None:
+        outcome.stop = STOP_STILL_VERIFIED
+        return out, status, outcome
+    face = _face(row)
+    try:
+        covered = cover.swap(out, face, out, face)  # the last fake obfuscated: less of the owner than the real face
+    except Exception as err:  # noqa: BLE001 - keep the last fake, counted as still verified
+        log.warning("guard fallback %s failed on %s: %s", cover.name, getattr(row, "face_id", "a face"), err)
+        outcome.stop = STOP_STILL_VERIFIED
+        return out, status, outcome
+    outcome.distances, outcome.verified_by = guard.check(source, guard.embed(covered, landmarks))
+    outcome.stop = STOP_STILL_VERIFIED if outcome.verified_by else STOP_FALLBACK
+    return covered, fallback_status(cover.name, why), outcome
+
+
+def _face(row):
+    from bench.generators.base import Face
+
+    return Face(box=np.array([row.x1, row.y1, row.x2, row.y2], np.float32),
+                landmarks=np.asarray(row.landmarks, np.float32).reshape(5, 2))
