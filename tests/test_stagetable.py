@@ -88,3 +88,16 @@ def test_the_compare_cell_runs_under_each_other_guard_in_its_own_folder():
         assert any("/embedding-furthest-open/" in o for o in outs), name
     default = stagetable._cell(params, {"metric": "embedding", "query": "furthest", "guard": "closed"})
     assert default.root.name == "embedding-furthest"
+
+
+def test_every_declared_param_is_a_key_dvc_can_read():
+    """A stage's params are keys of conf/config.yaml (or params.yaml): a config group such as
+    conf/guard/ is a file dependency, and DVC refuses a missing key at `dvc repro`."""
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.load(stagetable.REPO / "conf" / "config.yaml")
+    params = stagetable.load_params()
+    for stage in stagetable.STAGES:
+        for key in stage.params:
+            found = key in params or OmegaConf.select(config, key, default="__missing__") != "__missing__"
+            assert found, f"{stage.name}: param {key!r} is in neither conf/config.yaml nor params.yaml"
