@@ -9,7 +9,9 @@ the face is swapped again from the photo as it was before this face, with the ne
 target of the same strategy (bench.queries: Eq. 1's other candidates, next-furthest, ...;
 the query stage writes them, `alternates` of the targets table), up to `guard.tries` swaps
 in all; a face still verified after the last try is covered by `guard.fallback` (a stronger
-obfuscation than the anonymize fallback) and checked once more. Each face's record names its
+obfuscation than the anonymize fallback) and checked once more. When every face of the photo
+is done, each face that passed is checked again on the finished photo (recheck_photo: a
+neighbour's swap or cover can reach into its crop) and covered if a guard now verifies it. Each face's record names its
 tries, the targets tried, the last guard distances and why the loop stopped (GuardOutcome);
 a face still verified after the fallback is counted (`guard_still_verified`), never silent.
 
@@ -275,3 +277,51 @@ def _face(row):
 
     return Face(box=np.array([row.x1, row.y1, row.x2, row.y2], np.float32),
                 landmarks=np.asarray(row.landmarks, np.float32).reshape(5, 2))
+
+
+def recheck_photo(image: np.ndarray, original: np.ndarray, rows: list, outcomes: list[GuardOutcome],
+                  statuses: list[str], guard: "Guard | None") -> tuple[np.ndarray, list[int]]:
+    """The last check, on the finished photo: a neighbour's swap or cover can reach into a face's
+    crop after its own check, so each face that passed is checked again on `image` (every face
+    replaced); one a guard now verifies is covered by `guard.fallback` (STOP_FALLBACK, or
+    STOP_STILL_VERIFIED when the cover is still verified or there is none).
+
+    Args:
+        image, original: (H, W, 3) uint8 RGB, the finished and the original photo.
+        rows, outcomes, statuses: per face of the photo, its inventory row, its GuardOutcome
+            (updated in place) and status (replaced in place when covered).
+        guard: the run's Guard (None or inactive: nothing to do).
+
+    Returns:
+        (the photo, indices of the faces whose status or outcome changed).
+    """
+    from bench.status import fallback_status
+
+    changed: list[int] = []
+    if guard is None or not guard.active:
+        return image, changed
+    for i, (row, outcome) in enumerate(zip(rows, outcomes)):
+        if outcome.stop != STOP_PASSED:
+            continue
+        landmarks = np.asarray(row.landmarks, np.float32).reshape(5, 2)
+        source = guard.embed(original, landmarks)
+        distances, verified = guard.check(source, guard.embed(image, landmarks))
+        if not verified:
+            continue
+        changed.append(i)
+        why = f"guard: verified as its owner by {', '.join(verified)} on the finished photo"
+        cover = guard.cover()
+        outcome.distances, outcome.verified_by, outcome.stop = distances, verified, STOP_STILL_VERIFIED
+        if cover is None:
+            continue
+        face = _face(row)
+        try:
+            covered = cover.swap(image, face, image, face)
+        except Exception as err:  # noqa: BLE001 - keep the fake, counted as still verified
+            log.warning("guard fallback %s failed on %s: %s", cover.name, getattr(row, "face_id", "a face"), err)
+            continue
+        image = covered
+        statuses[i] = fallback_status(cover.name, why)
+        outcome.distances, outcome.verified_by = guard.check(source, guard.embed(image, landmarks))
+        outcome.stop = STOP_STILL_VERIFIED if outcome.verified_by else STOP_FALLBACK
+    return image, changed

@@ -147,3 +147,21 @@ def test_settings_refuse_nonsense():
     cfg.guard.tries, cfg.guard.margin = 1, 0
     with pytest.raises(BenchError, match="margin"):
         guard_mod.settings(cfg)
+
+
+def test_the_finished_photo_is_checked_again_and_a_face_now_verified_is_covered():
+    """A neighbour's swap can bring the owner back into a face's crop after its own check."""
+    from bench.guard import recheck_photo
+
+    finished = PHOTO.copy()
+    finished[10:50, 10:50] = 7  # what the face's crop shows once every face is done
+    passed = GuardOutcome(tries=1, targets=["t10"], stop=STOP_PASSED)
+    other = GuardOutcome(tries=0, stop=STOP_NOT_SWAPPED)
+    statuses = [SWAPPED, "fallback blur: no target"]
+    out, changed = recheck_photo(finished, PHOTO, [ROW, ROW], [passed, other], statuses, FakeGuard(owner_like={7}))
+    assert changed == [0] and passed.stop == STOP_FALLBACK and out[30, 30, 0] == 255
+    assert is_fallback(statuses[0]) and "finished photo" in statuses[0] and statuses[1] == "fallback blur: no target"
+    again = GuardOutcome(tries=1, targets=["t10"], stop=STOP_PASSED)
+    out, changed = recheck_photo(finished, PHOTO, [ROW], [again], [SWAPPED], FakeGuard(owner_like={99}))
+    assert changed == [] and again.stop == STOP_PASSED and out is finished
+    assert recheck_photo(finished, PHOTO, [ROW], [again], [SWAPPED], None) == (finished, [])

@@ -47,8 +47,8 @@ from bench.facetable import (
 )
 from bench.anonymizer import build_fallback, cover_missed_face, unchanged_max_diff
 from bench.guard import (
-    STOP_FALLBACK, STOP_STILL_VERIFIED, STOP_UNCHECKED, Guard, GuardOutcome, candidate_targets, replace_guarded,
-    settings as guard_settings,
+    STOP_FALLBACK, STOP_STILL_VERIFIED, STOP_UNCHECKED, Guard, GuardOutcome, candidate_targets, recheck_photo,
+    replace_guarded, settings as guard_settings,
 )
 from bench.generators.base import Generator
 from bench.images import load_photo
@@ -219,9 +219,15 @@ def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: p
 
     missed = missed_faces(cfg, image, resultsio.sha256_file(path), group, auditors)
     by_source = targets.set_index("source_face")
+    faces_done = []
     for row in group.itertuples():
         target = by_source.loc[row.face_id] if row.face_id in by_source.index else None
         image, status, outcome = replace_guarded(image, original, row, target, generator, fallback, guard)
+        faces_done.append((row, target, status, outcome))
+    # the last check on the finished photo (neighbours' swaps reach into a face's crop)
+    statuses, outcomes = [f[2] for f in faces_done], [f[3] for f in faces_done]
+    image, _ = recheck_photo(image, original, [f[0] for f in faces_done], outcomes, statuses, guard)
+    for (row, target, _, outcome), status in zip(faces_done, statuses):
         rec["pairs"].append(pair_row(cfg, cell, row, target, status, outcome))
         if outcome.stop == STOP_STILL_VERIFIED:
             rec["failures"].append(failure(photo, row.face_id, "guard", f"{outcome.stop}: verified by "
