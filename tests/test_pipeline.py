@@ -52,7 +52,12 @@ def test_faceswap_targets_and_results_are_judged_by_dlib(results):
 def test_quality_table_has_a_row_per_generator(results):
     quality = pd.read_csv(results / "tables" / "sample" / "dcgan" / "quality_embedding-random_furthest_ag.csv")
     assert list(quality.generator) == ["faceswap", "pixelate"]
-    assert (quality.n == 6).all() and (quality.status == "ok").all()
+    assert (quality.status == "ok").all()
+    # measured: the faces each generator swapped; with a 16-face pool the closed loop (the
+    # default guard) runs out of distinct targets for some faces and covers them instead
+    pairs = pd.read_parquet(cell(results, "faceswap") / "pairs.parquet")
+    n = quality.set_index("generator").n
+    assert n["faceswap"] == (pairs.status == "swapped").sum() > 0 and n["pixelate"] == 6
     # an identity swap keeps more of the face's structure than a mosaic
     assert quality.set_index("generator").ssim["faceswap"] > quality.set_index("generator").ssim["pixelate"]
 
