@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from omegaconf import DictConfig
 
-from bench.align import align_face
 from bench.embeddings import OK
 from bench.errors import BenchError
 from bench.layout import DEFAULT_GUARD
@@ -88,10 +87,18 @@ def settings(cfg: DictConfig) -> GuardSettings:
                          fallback=str(g.fallback) if g.get("fallback") else None)
 
 
-def non_guards(cfg: DictConfig, names) -> list[str]:
-    """The recognizers of `names` that did not guard this run (transfer judges)."""
-    mine = set(settings(cfg).recognizers)
-    return [n for n in names if n not in mine]
+def recorded_guard(cell) -> dict:
+    """The guard entry of a cell's anonymize provenance (Guard.describe(): recognizers, metric,
+    margin, tries, ...), read by the stages that report guards apart; {} for a cell written
+    without one (not anonymized yet, or an older cell)."""
+    if not cell.provenance.is_file():
+        return {}
+    return json.loads(cell.provenance.read_text(encoding="utf-8")).get("guard") or {}
+
+
+def cell_guards(cell) -> list[str]:
+    """The recognizers that guarded a cell's fakes; [] for the open loop or an older cell."""
+    return [str(r) for r in recorded_guard(cell).get("recognizers") or []]
 
 
 @dataclass
@@ -169,6 +176,7 @@ class Guard:
     def embed(self, rgb: np.ndarray, landmarks: np.ndarray) -> dict[str, np.ndarray | None]:
         """{guard: (D,) embedding of the face at `landmarks` (5, 2) in the RGB `rgb`, or None
         where it cannot be aligned or embedded}."""
+        from bench.align import align_face
         from bench.embedding_runner import embed_crops
 
         out = {}

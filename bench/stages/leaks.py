@@ -45,7 +45,6 @@ A readable photo without an anonymized photo is reported (`missing_output`), nev
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +68,7 @@ from bench.embedding_runner import embed_many, used_weights
 from bench.embeddings import OK, na
 from bench.errors import BenchError, ImageLoadError
 from bench.facetable import DetectionCache, slug, weights_manifest
-from bench.guard import STOP_FALLBACK
+from bench.guard import STOP_FALLBACK, cell_guards
 from bench.images import load_photo
 from bench.progress import progress
 from bench.provenance import record
@@ -383,15 +382,6 @@ def against_chance(cfg, opts, cell: Cell, faces: list[FoundFace], verified: dict
         log.warning("leaks against chance: %s", shrink_status)
     table = chance.chance_table(info, verified, shrink, shrink_status, options)
     return info, table, chance.face_verdicts(info, verified, table), shrink_status
-
-
-def cell_guards(cell: Cell) -> list[str]:
-    """The recognizers that guarded the cell's fakes (the anonymize stage's provenance
-    `guard.recognizers`, bench.guard); [] for the open loop or an older cell."""
-    if not cell.provenance.is_file():
-        return []
-    record_ = json.loads(cell.provenance.read_text(encoding="utf-8"))
-    return [str(r) for r in (record_.get("guard") or {}).get("recognizers") or []]
 
 
 def guard_summary(guards: list[str], info: pd.DataFrame, verdicts: pd.DataFrame, options) -> dict:

@@ -36,6 +36,7 @@ from omegaconf import DictConfig
 from bench import resultsio
 from bench.errors import BenchError
 from bench.footnotes import markdown_with_footnotes
+from bench.guard import recorded_guard
 from bench.layout import DEFAULT_GUARD, GUARD_TABLE_PREFIX, Cell, DatasetLayout, cell_of_folder, verification_dir, verification_provenance
 from bench.provenance import record
 from bench.recognizers import selected_recognizers
@@ -263,8 +264,7 @@ class GuardTable:
 def guard_table(outcomes: pd.DataFrame, cell: Cell, twins: list[Cell], recognizers: Iterable[str]) -> GuardTable:
     """The GuardTable of `cell` (default guard) and its `twins` from the tables' outcomes
     (their `guard` column) and the cells' anonymize provenance (guards, counts)."""
-    record_ = json.loads(cell.provenance.read_text(encoding="utf-8")) if cell.provenance.is_file() else {}
-    guard = record_.get("guard") or {}
+    guard = recorded_guard(cell)
     guards, metric = tuple(guard.get("recognizers") or ()), str(guard.get("metric") or "cosine")
     loops = {DEFAULT_GUARD: cell, **{t.guard: t for t in twins}}
     mine = outcomes[(outcomes.metric == metric) & (outcomes.comparison == "source_vs_result")]
