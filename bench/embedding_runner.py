@@ -56,9 +56,11 @@ def embed_dataset(cfg: DictConfig) -> Path:
     faces = pd.read_parquet(faces_path)
     photo_root = dataset_root(cfg.dataset)
     summary = {}
-    for name in selected_recognizers(cfg):
-        recognizer = build_recognizer(name, cfg)
-        table = embed_with(recognizer, faces, photo_root, cfg)
+    recognizers = [build_recognizer(name, cfg) for name in selected_recognizers(cfg)]  # configs: nothing loaded
+    # each photo decoded once for every recognizer; each model loaded in turn, then dropped
+    tables = embed_many(recognizers, faces, photo_root, cfg, rebuild=lambda name: build_recognizer(name, cfg))
+    for recognizer in recognizers:
+        name, table = recognizer.name, tables[recognizer.name]
         write_embeddings(table, out / f"{name}.parquet")
         summary[name] = describe(recognizer, table, cfg)
         log.info("%s: %s", name, summary[name]["status"])
@@ -93,7 +95,7 @@ def embed_with(recognizer: Recognizer, faces: pd.DataFrame, photo_root: Path, cf
 
 
 def embed_many(recognizers, faces: pd.DataFrame, photo_root: Path, cfg: DictConfig,
-               chunk_crops: int = 4096) -> dict[str, pd.DataFrame]:
+               chunk_crops: int = 4096, rebuild=None) -> dict[str, pd.DataFrame]:
     """embed_with for several recognizers at once, decoding each photo once: each face is
     aligned once per distinct (input_size, margin) of the recognizers, not once per recognizer.
 
@@ -102,6 +104,10 @@ def embed_many(recognizers, faces: pd.DataFrame, photo_root: Path, cfg: DictConf
         faces, photo_root, cfg: as embed_faces.
         chunk_crops: at most about this many aligned crops are held at once (faces x
             distinct geometries); photos are taken in order, whole, chunk by chunk.
+        rebuild: name -> a new Recognizer of that name (not loaded); when given, each chunk's
+            embeddings come from a fresh copy, dropped before the next recognizer loads, so
+            one model is in memory at a time (`recognizers` then only give names and
+            geometries, and are never loaded).
 
     Returns:
         {recognizer name: embed_with's table}, rows in `faces` order; the same tables as
@@ -140,7 +146,9 @@ def embed_many(recognizers, faces: pd.DataFrame, photo_root: Path, cfg: DictConf
                     for row in crops[geometry]:
                         status[name][row] = cache
                 else:
-                    fill(recognizer, crops[geometry], cache, status[name], vectors[name])
+                    model = rebuild(name) if rebuild is not None else recognizer
+                    fill(model, crops[geometry], cache, status[name], vectors[name])
+                    del model  # with rebuild: the only reference to the loaded copy
         del crops
     ids = faces["face_id"].astype(str).to_numpy()
     return {r.name: pd.DataFrame({"face_id": ids, "status": status[r.name], "embedding": vectors[r.name]},

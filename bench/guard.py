@@ -9,11 +9,20 @@ the face is swapped again from the photo as it was before this face, with the ne
 target of the same strategy (bench.queries: Eq. 1's other candidates, next-furthest, ...;
 the query stage writes them, `alternates` of the targets table), up to `guard.tries` swaps
 in all; a face still verified after the last try is covered by `guard.fallback` (a stronger
-obfuscation than the anonymize fallback) and checked once more. When every face of the photo
-is done, each face that passed is checked again on the finished photo (recheck_photo: a
+obfuscation than the anonymize fallback) and checked once more.
+
+Besides verification, a guard can check identification (`guard.max_owner_rank`, r): the fake
+is also identified by a guard when its owner ranks within the top r of the gallery (Guard.enrol:
+every aligned face of the dataset that has a target, embedded by that guard from the original
+photo at its landmarks, as the attack stage's `attack.subjects=dataset` gallery of originals),
+ranked by the guard's `guard.metric` distance, each face its own identity
+(bench.attacks.identification: the owner's rank is 1 + the faces strictly closer, so a tie
+counts for the attacker). An identified fake is retried and covered like a verified one.
+When every face of the photo is done, each face that passed is checked again on the finished photo (recheck_photo: a
 neighbour's swap or cover can reach into its crop) and covered if a guard now verifies it. Each face's record names its
-tries, the targets tried, the last guard distances and why the loop stopped (GuardOutcome);
-a face still verified after the fallback is counted (`guard_still_verified`), never silent.
+tries, the targets tried, the last guard distances and owner ranks, why each check failed and
+why the loop stopped (GuardOutcome); a face still verified (or identified) after the fallback is
+counted (`guard_still_verified`, `guard_still_identified`), never silent.
 
 `guard=open` (conf/guard/open.yaml): tries 1 and no guard recognizer, the paper's open loop.
 Guards are judges too: tables report the recognizers that did not guard apart (transfer).
@@ -41,6 +50,7 @@ STOP_PASSED = "passed"                        # no guard verified the last swap
 STOP_NOT_SWAPPED = "not swapped"              # the swap failed: the anonymize fallback covered it
 STOP_FALLBACK = "guard fallback"              # every try was verified: covered by guard.fallback
 STOP_STILL_VERIFIED = "STILL VERIFIED after the guard fallback"
+STOP_STILL_IDENTIFIED = "STILL IDENTIFIED after the guard fallback"  # ranked within max_owner_rank, not verified
 STOP_UNCHECKED = "unchecked"                  # no guard could embed the source or the result
 
 
@@ -56,6 +66,8 @@ class GuardSettings:
         tries: swaps per face at most, the first target included (1: the open loop).
         fallback: conf/generator/ name covering a face every try left verified; None: the
             last try is kept and the face counted as still verified.
+        max_owner_rank: a fake whose owner ranks within this many of the gallery's faces is
+            identified (retried like a verified one); None: identification is not checked.
     """
 
     name: str
@@ -64,6 +76,7 @@ class GuardSettings:
     margin: float
     tries: int
     fallback: str | None
+    max_owner_rank: int | None = None
 
     @property
     def closed(self) -> bool:
@@ -74,17 +87,20 @@ def settings(cfg: DictConfig) -> GuardSettings:
     """The run's guard settings (cfg.guard; the choice name from Hydra's choices).
 
     Raises:
-        BenchError: tries < 1 or margin <= 0.
+        BenchError: tries < 1, margin <= 0 or max_owner_rank < 0.
     """
     g = cfg.guard
     tries, margin = int(g.tries), float(g.margin)
+    max_rank = int(g.get("max_owner_rank") or 0)
+    if max_rank < 0:
+        raise BenchError(f"guard.max_owner_rank must be >= 0 (0 or null: no identification check), got {max_rank}")
     if tries < 1:
         raise BenchError(f"guard.tries must be >= 1 (1: the open loop), got {tries}")
     if margin <= 0:
         raise BenchError(f"guard.margin must be > 0, got {margin}")
     return GuardSettings(name=str(cfg.choices.get("guard") or DEFAULT_GUARD), recognizers=tuple(str(r) for r in g.recognizers or ()),
                          metric=str(g.metric), margin=margin, tries=tries,
-                         fallback=str(g.fallback) if g.get("fallback") else None)
+                         fallback=str(g.fallback) if g.get("fallback") else None, max_owner_rank=max_rank or None)
 
 
 def recorded_guard(cell) -> dict:
@@ -101,22 +117,78 @@ def cell_guards(cell) -> list[str]:
     return [str(r) for r in recorded_guard(cell).get("recognizers") or []]
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """One check of a fake by the guards.
+
+    Attributes:
+        distances: {guard: `guard.metric` distance of the fake to its source}.
+        verified_by: guards with distance <= threshold x margin.
+        owner_ranks: {guard: the owner's rank among the gallery, 1 = nearest}; {} when
+            identification is not checked (`guard.max_owner_rank` off).
+        identified_by: guards whose owner rank is <= `guard.max_owner_rank`.
+    """
+
+    distances: dict[str, float]
+    verified_by: list[str]
+    owner_ranks: dict[str, int] = field(default_factory=dict)
+    identified_by: list[str] = field(default_factory=list)
+
+    @property
+    def flagged(self) -> bool:
+        """Whether a guard verified or identified the fake (it must not be published)."""
+        return bool(self.verified_by or self.identified_by)
+
+    def why(self) -> str:
+        """"verified by a; identified by b at rank 1" (empty when not flagged)."""
+        parts = [f"verified by {', '.join(self.verified_by)}"] if self.verified_by else []
+        if self.identified_by:
+            parts.append(f"{IDENTIFIED} " + ", ".join(f"{g} at rank {self.owner_ranks[g]}" for g in self.identified_by))
+        return "; ".join(parts)
+
+
+IDENTIFIED = "identified by"  # Verdict.why()'s words for a failed identification check
+
+
+def was_identified(guard_why: str | None) -> bool:
+    """Whether a pairs.parquet `guard_why` (JSON list of Verdict.why()) has an identified check."""
+    return isinstance(guard_why, str) and any(IDENTIFIED in entry for entry in json.loads(guard_why or "[]"))
+
+
 @dataclass
 class GuardOutcome:
     """One face's loop: tries (swaps made), targets tried (pool face ids, in order), the last
-    check's distances and verdicts per guard, and why it stopped (STOP_*)."""
+    check's distances, owner ranks and verdicts per guard, why each flagged check failed (one
+    entry per check that led to a retry or a cover, in order), and why it stopped (STOP_*)."""
 
     tries: int = 0
     targets: list[str] = field(default_factory=list)
     distances: dict[str, float] = field(default_factory=dict)
     verified_by: list[str] = field(default_factory=list)
+    owner_ranks: dict[str, int] = field(default_factory=dict)
+    identified_by: list[str] = field(default_factory=list)
+    why: list[str] = field(default_factory=list)
     stop: str = STOP_OPEN
 
+    def note(self, verdict: Verdict) -> None:
+        """Takes one check's verdict as the last one; a flagged check is added to `why`."""
+        self.distances, self.verified_by = verdict.distances, verdict.verified_by
+        self.owner_ranks, self.identified_by = verdict.owner_ranks, verdict.identified_by
+        if verdict.flagged:
+            self.why.append(verdict.why())
+
+    def still_stop(self) -> str:
+        """The stop of a face the guard fallback did not save: verified wins over identified."""
+        return STOP_STILL_VERIFIED if self.verified_by else STOP_STILL_IDENTIFIED
+
     def columns(self) -> dict:
-        """pairs.parquet's guard columns."""
+        """pairs.parquet's guard columns (the last check's; `guard_why`: every flagged check)."""
         return {"tries": int(self.tries), "targets_tried": json.dumps(self.targets),
                 "guard_distances": json.dumps({k: round(float(v), 6) for k, v in self.distances.items()}),
-                "guard_verified_by": ",".join(self.verified_by), "guard_stop": self.stop}
+                "guard_verified_by": ",".join(self.verified_by),
+                "guard_owner_ranks": json.dumps({k: int(v) for k, v in self.owner_ranks.items()}),
+                "guard_identified_by": ",".join(self.identified_by),
+                "guard_why": json.dumps(self.why), "guard_stop": self.stop}
 
 
 class Guard:
@@ -148,6 +220,48 @@ class Guard:
         if self.settings.recognizers and not self.recognizers:
             log.warning("no guard recognizer is available: the loop is open (every face tried once)")
         self._cover = None
+        # {guard: (face ids (G,), (G, D) embeddings)}: the originals an attacker ranks (enrol)
+        self.gallery: dict[str, tuple[list[str], np.ndarray]] | None = None
+
+    def enrol(self, faces, photo_root) -> None:
+        """Embeds the identification gallery once per run, batched, through the embedding
+        cache (bench.embedding_runner.embed_many: each photo decoded once, each face aligned at
+        its landmarks at each guard's input size and margin, as the guard aligns a source).
+        Nothing to do when `guard.max_owner_rank` is off or no guard is available.
+
+        Args:
+            faces: faces.parquet rows (face_id, photo relative to photo_root, landmarks,
+                aligned): the faces an attacker holds originals of; unaligned rows and faces
+                a guard cannot embed are left out of that guard's gallery.
+            photo_root: the dataset's photo folder.
+        """
+        if not self.settings.max_owner_rank or not self.active:
+            return
+        from bench.embedding_runner import embed_many
+
+        tables = embed_many(self.recognizers, faces.reset_index(drop=True), photo_root, self.cfg)
+        self.gallery = {}
+        for name, table in tables.items():
+            ok = (table.status == OK).to_numpy()
+            ids = table.face_id.astype(str)[ok].tolist()
+            matrix = np.stack(table.embedding[ok].to_numpy()) if ok.any() else np.zeros((0, 0), np.float32)
+            self.gallery[name] = (ids, matrix)
+            log.info("guard %s: identification gallery of %d of %d faces (owner within rank %d: identified)",
+                     name, len(ids), len(table), self.settings.max_owner_rank)
+
+    def gallery_key(self) -> str:
+        """A digest of the gallery (ids and embeddings): a photo's result depends on the other
+        photos' faces through it, so it is part of the photo's resume key ("" when off)."""
+        if not self.gallery:
+            return ""
+        import hashlib
+
+        h = hashlib.sha256()
+        for name in sorted(self.gallery):
+            ids, matrix = self.gallery[name]
+            h.update(json.dumps([name, ids]).encode())
+            h.update(np.ascontiguousarray(matrix, np.float32).tobytes())
+        return h.hexdigest()
 
     def cover(self):
         """guard.fallback's generator, built and prepared on first use; None when unset."""
@@ -170,7 +284,8 @@ class Guard:
         """The provenance entry: settings, guards used with thresholds, guards left out."""
         s = self.settings
         return {"name": s.name, "recognizers": [r.name for r in self.recognizers], "metric": s.metric,
-                "margin": s.margin, "tries": s.tries, "fallback": s.fallback,
+                "margin": s.margin, "tries": s.tries, "fallback": s.fallback, "max_owner_rank": s.max_owner_rank,
+                "gallery": {k: len(ids) for k, (ids, _) in (self.gallery or {}).items()},
                 "thresholds": dict(self.thresholds), "unavailable": dict(self.unavailable)}
 
     def embed(self, rgb: np.ndarray, landmarks: np.ndarray) -> dict[str, np.ndarray | None]:
@@ -204,6 +319,44 @@ class Guard:
             if d <= threshold * self.settings.margin:
                 verified.append(name)
         return distances, verified
+
+    def identify(self, source: dict, result: dict, owner: str) -> tuple[dict[str, int], list[str]]:
+        """({guard: the owner's rank among the gallery}, guards whose rank <= max_owner_rank).
+
+        The fake `result` (embed() output) is ranked against every gallery face by the guard's
+        `guard.metric` distance (bench.attacks.pairs.cross_distances, deepface's numbers); the
+        owner's rank is 1 + the other faces strictly closer than the owner (a tie goes to the
+        attacker). The owner's entry is its gallery row, or `source` when the gallery lacks it.
+
+        Raises:
+            BenchError: max_owner_rank is set and enrol() has not run.
+        """
+        limit = self.settings.max_owner_rank
+        if not limit:
+            return {}, []
+        if self.gallery is None:
+            raise BenchError("guard.max_owner_rank is set but the guard has no gallery: call Guard.enrol(faces) first")
+        from bench.attacks.pairs import cross_distances
+
+        ranks, identified = {}, []
+        for name, (ids, matrix) in self.gallery.items():
+            probe, own = result.get(name), source.get(name)
+            if probe is None or (own is None and owner not in ids):
+                continue
+            others = np.array([i != owner for i in ids], bool)
+            d = cross_distances(np.asarray(probe)[None], matrix, self.settings.metric)[0] if len(ids) else np.zeros(0)
+            d_owner = (d[~others].min() if (~others).any()
+                       else cross_distances(np.asarray(probe)[None], np.asarray(own)[None], self.settings.metric)[0, 0])
+            ranks[name] = 1 + int((d[others] < d_owner).sum())
+            if ranks[name] <= limit:
+                identified.append(name)
+        return ranks, identified
+
+    def judge(self, source: dict, result: dict, owner: str) -> Verdict:
+        """check() and identify() of one fake as one Verdict."""
+        distances, verified = self.check(source, result)
+        ranks, identified = self.identify(source, result, owner)
+        return Verdict(distances, verified, ranks, identified)
 
 
 def alternates_json(rows: list[dict]) -> str:
@@ -247,6 +400,7 @@ def replace_guarded(image: np.ndarray, original: np.ndarray, row, target, genera
             outcome.targets, outcome.tries = [str(target["target"])], 1
         return out, status, outcome
     landmarks = np.asarray(row.landmarks, np.float32).reshape(5, 2)
+    owner = str(getattr(row, "face_id", ""))
     source = guard.embed(original, landmarks)
     out, status = image, ""
     for candidate in candidate_targets(target, guard.settings.tries):
@@ -256,28 +410,37 @@ def replace_guarded(image: np.ndarray, original: np.ndarray, row, target, genera
             return out, status, outcome
         outcome.tries += 1
         outcome.targets.append(str(candidate["target"]))
-        outcome.distances, outcome.verified_by = guard.check(source, guard.embed(out, landmarks))
+        outcome.note(_judge(guard, source, guard.embed(out, landmarks), owner))
         if not outcome.distances:
             outcome.stop = STOP_UNCHECKED
             return out, status, outcome
-        if not outcome.verified_by:
+        if not (outcome.verified_by or outcome.identified_by):
             outcome.stop = STOP_PASSED
             return out, status, outcome
-    why = f"guard: verified as its owner by {', '.join(outcome.verified_by)} after {outcome.tries} tries"
+    why = f"guard: {outcome.why[-1]} after {outcome.tries} tries"
     cover = guard.cover()
     if cover is None:
-        outcome.stop = STOP_STILL_VERIFIED
+        outcome.stop = outcome.still_stop()
         return out, status, outcome
     face = _face(row)
     try:
         covered = cover.swap(out, face, out, face)  # the last fake obfuscated: less of the owner than the real face
     except Exception as err:  # noqa: BLE001 - keep the last fake, counted as still verified
         log.warning("guard fallback %s failed on %s: %s", cover.name, getattr(row, "face_id", "a face"), err)
-        outcome.stop = STOP_STILL_VERIFIED
+        outcome.stop = outcome.still_stop()
         return out, status, outcome
-    outcome.distances, outcome.verified_by = guard.check(source, guard.embed(covered, landmarks))
-    outcome.stop = STOP_STILL_VERIFIED if outcome.verified_by else STOP_FALLBACK
+    outcome.note(_judge(guard, source, guard.embed(covered, landmarks), owner))
+    outcome.stop = outcome.still_stop() if outcome.verified_by or outcome.identified_by else STOP_FALLBACK
     return covered, fallback_status(cover.name, why), outcome
+
+
+def _judge(guard, source: dict, result: dict, owner: str) -> Verdict:
+    """The guard's Verdict on a fake; a guard without an identification check (max_owner_rank
+    off) is asked only check()."""
+    if guard.settings.max_owner_rank:
+        return guard.judge(source, result, owner)
+    distances, verified = guard.check(source, result)
+    return Verdict(distances, verified)
 
 
 def _face(row):
@@ -291,8 +454,9 @@ def recheck_photo(image: np.ndarray, original: np.ndarray, rows: list, outcomes:
                   statuses: list[str], guard: "Guard | None") -> tuple[np.ndarray, list[int]]:
     """The last check, on the finished photo: a neighbour's swap or cover can reach into a face's
     crop after its own check, so each face that passed is checked again on `image` (every face
-    replaced); one a guard now verifies is covered by `guard.fallback` (STOP_FALLBACK, or
-    STOP_STILL_VERIFIED when the cover is still verified or there is none).
+    replaced); one a guard now verifies or identifies is covered by `guard.fallback`
+    (STOP_FALLBACK, or STOP_STILL_VERIFIED / STOP_STILL_IDENTIFIED when the cover still is, or
+    there is none).
 
     Args:
         image, original: (H, W, 3) uint8 RGB, the finished and the original photo.
@@ -312,14 +476,16 @@ def recheck_photo(image: np.ndarray, original: np.ndarray, rows: list, outcomes:
         if outcome.stop != STOP_PASSED:
             continue
         landmarks = np.asarray(row.landmarks, np.float32).reshape(5, 2)
+        owner = str(getattr(row, "face_id", ""))
         source = guard.embed(original, landmarks)
-        distances, verified = guard.check(source, guard.embed(image, landmarks))
-        if not verified:
+        verdict = _judge(guard, source, guard.embed(image, landmarks), owner)
+        if not verdict.flagged:
             continue
         changed.append(i)
-        why = f"guard: verified as its owner by {', '.join(verified)} on the finished photo"
+        why = f"guard: {verdict.why()} on the finished photo"
         cover = guard.cover()
-        outcome.distances, outcome.verified_by, outcome.stop = distances, verified, STOP_STILL_VERIFIED
+        outcome.note(verdict)
+        outcome.stop = outcome.still_stop()
         if cover is None:
             continue
         face = _face(row)
@@ -330,6 +496,6 @@ def recheck_photo(image: np.ndarray, original: np.ndarray, rows: list, outcomes:
             continue
         image = covered
         statuses[i] = fallback_status(cover.name, why)
-        outcome.distances, outcome.verified_by = guard.check(source, guard.embed(image, landmarks))
-        outcome.stop = STOP_STILL_VERIFIED if outcome.verified_by else STOP_FALLBACK
+        outcome.note(_judge(guard, source, guard.embed(image, landmarks), owner))
+        outcome.stop = outcome.still_stop() if outcome.verified_by or outcome.identified_by else STOP_FALLBACK
     return image, changed

@@ -376,3 +376,22 @@ def test_attack_on_the_identities_set(cfg_factory, shared):
     split = pd.read_csv(out.split, keep_default_na=False)
     assert (split.role == "gallery").sum() == 13 and (split.role == "probe").sum() == 13
     assert Path(out.distances_figure("dlib")).stat().st_size > 5_000
+
+
+def test_dataset_people_are_every_face_given_a_target_swapped_or_covered(tmp_path):
+    """attack.subjects=dataset: the gallery is the people in the photos, so a face the closed
+    loop (or the anonymize fallback) covered stays in it and is attacked in its published form;
+    unaligned faces (never given a target) are not people of the attack."""
+    from bench.layout import Cell
+    from bench.stages.attack import CellEvidence, dataset_people
+
+    faces = pd.DataFrame({"face_id": ["p-000", "p-001", "p-002", "q-000"], "photo": ["p.jpg", "p.jpg", "p.jpg", "q.jpg"],
+                          "aligned": [True, True, False, True]})
+    pairs = pd.DataFrame({"source_face": ["p-000", "p-001", "q-000"],
+                          "status": ["swapped", "fallback", "swapped"],
+                          "guard_stop": ["passed", "guard fallback", "passed"]})
+    evidence = CellEvidence(Cell(results_dir=tmp_path, dataset="d", pool="p", generator="g", metric="m", query="q"),
+                            pairs, pd.DataFrame())
+    people = dataset_people(faces, evidence)
+    assert people.ids() == ["p-000", "p-001", "q-000"]
+    assert people.photo == {"p-000": "p.jpg", "p-001": "p.jpg", "q-000": "q.jpg"}

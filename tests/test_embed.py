@@ -155,6 +155,38 @@ def test_embed_many_decodes_each_photo_once_and_matches_one_by_one(cfg_factory, 
                 assert np.array_equal(got, want)
 
 
+def test_embed_many_with_rebuild_loads_one_fresh_model_at_a_time(cfg_factory, tmp_path, dataset, tiny):
+    """rebuild: the given recognizers are never loaded, each name's copy is made once per
+    chunk and freed before the next one is made; the tables are the same."""
+    import gc
+    import weakref
+
+    from bench import embedding_runner
+    from bench.recognizers import build_recognizer
+
+    root, faces = dataset
+    cfg = cfg_factory(*overrides(tmp_path, tiny), "+recognizer_overrides.onnx.margin=0.2",
+                      f"+recognizer_overrides.arcface_mbf.model_paths=['{tiny}']")
+    names = ["onnx", "arcface_mbf", "arcface"]  # arcface: no weights here, never rebuilt
+    given = [build_recognizer(n, cfg) for n in names]
+    alone = embedding_runner.embed_many([build_recognizer(n, cfg) for n in names], faces, root, cfg)
+    made, alive_at_build = [], []
+
+    def rebuild(name):
+        gc.collect()
+        alive_at_build.append(sum(ref() is not None for ref in made))
+        recognizer = build_recognizer(name, cfg)
+        made.append(weakref.ref(recognizer))
+        return recognizer
+
+    together = embedding_runner.embed_many(given, faces, root, cfg, rebuild=rebuild)
+    assert len(made) == 2 and alive_at_build == [0, 0]
+    assert not any(getattr(r, "_prepared", False) for r in given)
+    for name in names:
+        pd.testing.assert_frame_equal(together[name].drop(columns="embedding"), alone[name].drop(columns="embedding"))
+        assert all(np.array_equal(a, b) for a, b in zip(together[name].embedding, alone[name].embedding))
+
+
 def test_a_weights_hash_is_remembered_until_the_file_changes_or_it_is_forgotten(tmp_path):
     import hashlib
     import os

@@ -1,8 +1,10 @@
 """The closed loop (bench.guard.replace_guarded): retries with the next targets while a guard
-verifies the fake as its owner, the guard fallback after the last try, and the open loop."""
+verifies the fake as its owner or ranks the owner within guard.max_owner_rank of the gallery,
+the guard fallback after the last try, and the open loop."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -10,7 +12,8 @@ import pytest
 
 from bench import guard as guard_mod
 from bench.guard import (
-    STOP_FALLBACK, STOP_NOT_SWAPPED, STOP_OPEN, STOP_PASSED, STOP_STILL_VERIFIED, GuardOutcome, GuardSettings,
+    STOP_FALLBACK, STOP_NOT_SWAPPED, STOP_OPEN, STOP_PASSED, STOP_STILL_IDENTIFIED, STOP_STILL_VERIFIED, GuardOutcome,
+    GuardSettings,
     candidate_targets, replace_guarded,
 )
 from bench.generators.base import SwapFailed
@@ -165,3 +168,159 @@ def test_the_finished_photo_is_checked_again_and_a_face_now_verified_is_covered(
     out, changed = recheck_photo(finished, PHOTO, [ROW], [again], [SWAPPED], FakeGuard(owner_like={99}))
     assert changed == [] and again.stop == STOP_PASSED and out is finished
     assert recheck_photo(finished, PHOTO, [ROW], [again], [SWAPPED], None) == (finished, [])
+
+
+# ---- the identification check (guard.max_owner_rank) -----------------------------------------
+
+OWNER = ROW.face_id
+# 2-D embeddings: the owner's original is (1, 0); the gallery's other faces (0, 1) and (-1, 0).
+GALLERY = (["p.jpg-000", "q.jpg-000", "q.jpg-001"], np.array([[1, 0], [0, 1], [-1, 0]], np.float32))
+# What the guard embeds for a crop painted with each value (0: the original). Cosine distances
+# to the owner / to q.jpg-000: 10: 0.168 / 0.445 (not verified at 0.05, rank 1);
+# 20: 0.713 / 0.042 (rank 2); 30: 1.196 / 0.019 (rank 3); 255 (the cover): 0.200 / 0.400 (rank 1).
+VECTORS = {0: [1.0, 0.0], 10: [0.9, 0.6], 20: [0.3, 1.0], 30: [-0.2, 1.0], 255: [0.8, 0.6]}
+
+
+def rank_guard(max_owner_rank, tries=3, vectors=VECTORS, gallery=GALLERY):
+    """The real Guard's check/identify/judge over a made-up embedder and gallery (one guard g1,
+    cosine threshold 0.05: no fake here is verified, so only ranks decide)."""
+    g = guard_mod.Guard.__new__(guard_mod.Guard)
+    g.settings = GuardSettings("closed", ("g1",), "cosine", 1.0, tries, "mosaic", max_owner_rank=max_owner_rank)
+    g.recognizers, g.thresholds, g.unavailable = [SimpleNamespace(name="g1")], {"g1": 0.05}, {}
+    g._cover, g.gallery = Mosaic(), {"g1": gallery}
+    g.embed = lambda rgb, landmarks: {"g1": np.array(vectors[int(rgb[30, 30, 0])], np.float32)}
+    return g
+
+
+def test_a_fake_whose_owner_ranks_first_is_retried_though_no_guard_verifies_it(targets):
+    out, status, outcome = replace_guarded(PHOTO, PHOTO, ROW, targets, PaintSwap(), None, rank_guard(1))
+    assert status == SWAPPED and outcome.stop == STOP_PASSED and out[30, 30, 0] == 20
+    assert outcome.targets == ["t10", "t20"] and outcome.verified_by == [] and outcome.identified_by == []
+    assert outcome.owner_ranks == {"g1": 2} and outcome.why == ["identified by g1 at rank 1"]
+    columns = outcome.columns()
+    assert json.loads(columns["guard_owner_ranks"]) == {"g1": 2} and columns["guard_identified_by"] == ""
+    assert json.loads(columns["guard_why"]) == ["identified by g1 at rank 1"]
+
+
+def test_without_max_owner_rank_the_same_fake_is_published_at_the_first_try(targets):
+    _, status, outcome = replace_guarded(PHOTO, PHOTO, ROW, targets, PaintSwap(), None, rank_guard(None))
+    assert status == SWAPPED and outcome.targets == ["t10"] and outcome.owner_ranks == {} and outcome.why == []
+
+
+def test_max_owner_rank_counts_the_faces_ranked_above_the_owner(targets):
+    _, _, outcome = replace_guarded(PHOTO, PHOTO, ROW, targets, PaintSwap(), None, rank_guard(2))
+    assert outcome.targets == ["t10", "t20", "t30"] and outcome.owner_ranks == {"g1": 3}
+    assert outcome.why == ["identified by g1 at rank 1", "identified by g1 at rank 2"]
+
+
+def test_a_cover_that_still_ranks_the_owner_first_is_still_identified(targets):
+    out, status, outcome = replace_guarded(PHOTO, PHOTO, ROW, targets, PaintSwap(), None, rank_guard(1, tries=1))
+    assert is_fallback(status) and "identified by g1 at rank 1" in status and out[30, 30, 0] == 255
+    assert outcome.stop == STOP_STILL_IDENTIFIED and outcome.identified_by == ["g1"]
+    assert outcome.why == ["identified by g1 at rank 1", "identified by g1 at rank 1"]  # the try, then the cover
+    better = {**VECTORS, 255: [0.0, 1.0]}  # a cover at (0, 1): q.jpg-000 itself, the owner ranks 2nd
+    _, _, outcome = replace_guarded(PHOTO, PHOTO, ROW, targets, PaintSwap(), None,
+                                    rank_guard(1, tries=1, vectors=better))
+    assert outcome.stop == STOP_FALLBACK and outcome.owner_ranks == {"g1": 2}
+
+
+def test_a_tie_with_the_owner_goes_to_the_attacker():
+    """identify ranks as bench.attacks.identification: only faces strictly closer count."""
+    twin = (["p.jpg-000", "q.jpg-000"], np.array([[1, 0], [0, 1]], np.float32))
+    g = rank_guard(1, gallery=twin)
+    source, fake = {"g1": np.array([1, 0], np.float32)}, {"g1": np.array([1, 1], np.float32)}
+    assert g.identify(source, fake, OWNER) == ({"g1": 1}, ["g1"])  # q is exactly as close
+    fake = {"g1": np.array([0.9, 1.0], np.float32)}
+    assert g.identify(source, fake, OWNER) == ({"g1": 2}, [])
+    # an owner missing from the gallery is ranked by its source embedding
+    assert rank_guard(1, gallery=(twin[0][1:], twin[1][1:])).identify(source, fake, OWNER) == ({"g1": 2}, [])
+
+
+def test_the_identification_rank_matches_the_attack_stage():
+    """The guard's owner rank <= 1 exactly when the attack's rank-1 rate of that probe is > 0."""
+    from bench.attacks.identification import true_identity_ranks
+
+    rng = np.random.default_rng(0)
+    ids = [f"f{i}" for i in range(12)]
+    gallery = rng.normal(size=(12, 8)).astype(np.float32)
+    fakes = gallery + rng.normal(scale=1.2, size=gallery.shape).astype(np.float32)
+    g = rank_guard(1, gallery=(ids, gallery))
+    less, _, n = true_identity_ranks(fakes, ids, gallery, ids, "cosine")
+    ranks = [g.identify({"g1": gallery[i]}, {"g1": fakes[i]}, ids[i])[0]["g1"] for i in range(12)]
+    assert n == 12 and ranks == (less + 1).tolist() and len(set(ranks)) > 1
+
+
+def test_the_finished_photo_check_covers_a_face_now_identified():
+    from bench.guard import recheck_photo
+
+    finished = PHOTO.copy()
+    finished[10:50, 10:50] = 10  # rank 1 on the finished photo
+    passed = GuardOutcome(tries=1, targets=["t20"], stop=STOP_PASSED)
+    statuses = [SWAPPED]
+    out, changed = recheck_photo(finished, PHOTO, [ROW], [passed], statuses,
+                                 rank_guard(1, vectors={**VECTORS, 255: [0.0, 1.0]}))
+    assert changed == [0] and passed.stop == STOP_FALLBACK and out[30, 30, 0] == 255
+    assert "identified by g1 at rank 1 on the finished photo" in statuses[0]
+
+
+def test_identify_needs_the_gallery_and_enrol_embeds_it_once(monkeypatch):
+    import pandas as pd
+
+    from bench.errors import BenchError
+
+    g = rank_guard(1)
+    g.gallery = None
+    with pytest.raises(BenchError, match="enrol"):
+        g.identify({"g1": np.zeros(2)}, {"g1": np.zeros(2)}, OWNER)
+    calls = []
+
+    def embed_many(recognizers, faces, root, cfg):
+        calls.append(faces.face_id.tolist())
+        return {"g1": pd.DataFrame({"face_id": faces.face_id, "status": ["ok", "n/a: not aligned"],
+                                    "embedding": [np.ones(2, np.float32), np.zeros(0, np.float32)]})}
+
+    monkeypatch.setattr("bench.embedding_runner.embed_many", embed_many)
+    g.cfg = None
+    g.enrol(pd.DataFrame({"face_id": ["a", "b"]}), "root")
+    assert calls == [["a", "b"]] and g.gallery["g1"][0] == ["a"] and g.gallery["g1"][1].shape == (1, 2)
+    key = g.gallery_key()
+    g.gallery["g1"] = (["a"], np.full((1, 2), 2, np.float32))
+    assert key and g.gallery_key() != key and g.describe()["gallery"] == {"g1": 1}
+    off = rank_guard(None)
+    off.gallery = None
+    off.enrol(pd.DataFrame({"face_id": ["a"]}), "root")
+    assert calls == [["a", "b"]] and off.gallery is None and off.gallery_key() == ""
+
+
+def test_max_owner_rank_settings_and_configs():
+    from omegaconf import OmegaConf
+
+    from bench.errors import BenchError
+
+    base = {"recognizers": ["g1"], "metric": "cosine", "margin": 1.0, "tries": 3, "fallback": None}
+    for value, expected in ((None, None), (0, None), (1, 1), (3, 3)):
+        cfg = OmegaConf.create({"guard": {**base, "max_owner_rank": value}, "choices": {"guard": "closed"}})
+        assert guard_mod.settings(cfg).max_owner_rank == expected
+    assert guard_mod.settings(OmegaConf.create({"guard": base, "choices": {}})).max_owner_rank is None
+    with pytest.raises(BenchError, match="max_owner_rank"):
+        guard_mod.settings(OmegaConf.create({"guard": {**base, "max_owner_rank": -1}, "choices": {}}))
+    conf = Path(__file__).resolve().parents[1] / "conf" / "guard"
+    assert "max_owner_rank" in OmegaConf.load(conf / "closed.yaml")
+    assert not OmegaConf.load(conf / "open.yaml").max_owner_rank  # the paper's open loop checks nothing
+
+
+def test_cell_counts_count_identified_faces():
+    import pandas as pd
+
+    from bench.stages.anonymize import PAIR_COLUMNS, cell_counts
+
+    outcomes = [GuardOutcome(tries=2, why=["identified by g1 at rank 1"], stop=STOP_PASSED),
+                GuardOutcome(tries=3, why=["verified by g1"] * 3 + ["identified by g1 at rank 1"],
+                             identified_by=["g1"], owner_ranks={"g1": 1}, stop=STOP_STILL_IDENTIFIED),
+                GuardOutcome(tries=1, why=[], stop=STOP_PASSED)]
+    pairs = pd.DataFrame([{**{c: "" for c in PAIR_COLUMNS}, "status": SWAPPED, "redetected": False, **o.columns()}
+                          for o in outcomes], columns=PAIR_COLUMNS)
+    photos = pd.DataFrame([{"result": "x", "left_real": 0, "audit_found": 0, "audit_covered": 0}])
+    counts = cell_counts(pairs, photos)
+    assert counts["guard_identified"] == 2 and counts["guard_still_identified"] == 1
+    assert counts["guard_still_verified"] == 0 and counts["guard_retried"] == 2

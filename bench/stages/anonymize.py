@@ -47,8 +47,8 @@ from bench.facetable import (
 )
 from bench.anonymizer import build_fallback, cover_missed_face, unchanged_max_diff
 from bench.guard import (
-    STOP_FALLBACK, STOP_STILL_VERIFIED, STOP_UNCHECKED, Guard, GuardOutcome, candidate_targets, recheck_photo,
-    replace_guarded, settings as guard_settings,
+    STOP_FALLBACK, STOP_STILL_IDENTIFIED, STOP_STILL_VERIFIED, STOP_UNCHECKED, Guard, GuardOutcome, candidate_targets,
+    recheck_photo, replace_guarded, settings as guard_settings, was_identified,
 )
 from bench.generators.base import Generator
 from bench.images import load_photo
@@ -66,8 +66,11 @@ PAIR_COLUMNS = [
     "source_face", "photo", "target", "result_face", "strategy", "space", "pool", "generator",
     "seed", "distance", "status", "redetected",
     # the closed loop (bench.guard.GuardOutcome): swaps made, pool faces tried (JSON list), the
-    # last check's distances per guard (JSON), the guards that verified it, why it stopped
-    "tries", "targets_tried", "guard_distances", "guard_verified_by", "guard_stop",
+    # last check's distances per guard (JSON), the guards that verified it, the owner's rank
+    # among the gallery per guard (JSON; {} when guard.max_owner_rank is off), the guards that
+    # identified it, why each flagged check failed (JSON list), why it stopped
+    "tries", "targets_tried", "guard_distances", "guard_verified_by", "guard_owner_ranks",
+    "guard_identified_by", "guard_why", "guard_stop",
 ]
 PHOTO_COLUMNS = ["photo", "result", "faces", "swapped", "fallback", "audit_found", "audit_covered",
                  "left_real", "status"]
@@ -87,6 +90,9 @@ def run(cfg: DictConfig) -> Cell:
     targets = read_targets(cell, generator, faces)
     fallback = build_fallback(cfg)
     guard = Guard(cfg) if generator.uses_target else None
+    if guard is not None:  # the identification gallery: every face with a target, embedded once
+        with_target = faces[faces.face_id.isin(set(targets.source_face))]
+        guard.enrol(with_target, dataset_root(cfg.dataset))
     detector: Detector = memoize(DETECTORS.build(cfg.detector, name=cfg.choices.detector), cfg.detector, cfg.results_dir)
     detector.prepare()
     auditors = build_auditors(cfg)
@@ -198,7 +204,8 @@ def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: p
     """
     group = group.sort_values("face_index")
     key = photo_key(cfg, photo, group, targets, auditors,
-                    [generator, fallback, detector, *(guard.components() if guard else [])])
+                    [generator, fallback, detector, *(guard.components() if guard else [])],
+                    guard.gallery_key() if guard else "")
     record_path = cell.root / "records" / f"{slug(photo)}.json"
     result_path = cell.photos / f"{slug(photo)}.png"
     if record_path.is_file() and result_path.is_file():
@@ -229,9 +236,10 @@ def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: p
     image, _ = recheck_photo(image, original, [f[0] for f in faces_done], outcomes, statuses, guard)
     for (row, target, _, outcome), status in zip(faces_done, statuses):
         rec["pairs"].append(pair_row(cfg, cell, row, target, status, outcome))
-        if outcome.stop == STOP_STILL_VERIFIED:
-            rec["failures"].append(failure(photo, row.face_id, "guard", f"{outcome.stop}: verified by "
-                                           f"{', '.join(outcome.verified_by)} after {outcome.tries} tries"))
+        if outcome.stop in (STOP_STILL_VERIFIED, STOP_STILL_IDENTIFIED):
+            last = outcome.why[-1] if outcome.why else "no check"
+            rec["failures"].append(failure(photo, row.face_id, "guard",
+                                           f"{outcome.stop}: {last} after {outcome.tries} tries"))
         if status != SWAPPED:
             rec["failures"].append(failure(photo, row.face_id, "anonymize", status))
     # Faces the inventory missed take the fallback (an obfuscating generator covers them itself).
@@ -385,11 +393,13 @@ def redetect(cfg, cell: Cell, photo: str, group: pd.DataFrame, image: np.ndarray
         pair.update(result_face=src.face_id, redetected=True)
 
 
-def photo_key(cfg, photo: str, group: pd.DataFrame, targets: pd.DataFrame, auditors=(), components=()) -> str:
+def photo_key(cfg, photo: str, group: pd.DataFrame, targets: pd.DataFrame, auditors=(), components=(),
+              gallery: str = "") -> str:
     """Hash of everything that decides this photo's result: a changed input reruns it, and so
     do changed weights of `components` (the generator, fallback and detector; None skipped),
     by their sha256, even at the same path, and changed code (this module's, the components'
-    and what they import: bench.provenance.code_sha256)."""
+    and what they import: bench.provenance.code_sha256), and the guard's identification
+    gallery (`gallery`: Guard.gallery_key(), the other photos' faces)."""
     mine = targets[targets.source_face.isin(group.face_id)]
     parts = [
         photo, group.drop(columns=["crop"], errors="ignore").to_json(orient="records"),
@@ -402,6 +412,7 @@ def photo_key(cfg, photo: str, group: pd.DataFrame, targets: pd.DataFrame, audit
         json.dumps([str(a.cache.folder.name) for a in auditors]), str(unchanged_max_diff(cfg)),
         json.dumps([weights_manifest(c) for c in components if c is not None]),
         code_sha256(__name__, *(type(c).__module__ for c in components if c is not None)),
+        gallery,
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
@@ -439,11 +450,13 @@ def write_cell(cfg, cell: Cell, pairs, result_faces, failures, photo_rows, gener
     if counts["left_real"]:
         log.error("%d face(s) LEFT REAL in %d photo(s) (%d of them missed by the inventory): see %s",
                   counts["left_real"], counts["photos_left_real"], counts["audit_left_real"], cell.photo_table)
-    if counts["guard_still_verified"]:
-        log.error("%d face(s) still verified as their owner by a guard after the guard fallback: see %s",
-                  counts["guard_still_verified"], cell.failures)
-    log.info("guard: %d of %d swapped faces needed more than one try, %d covered by the guard fallback, "
-             "%d unchecked", counts["guard_retried"], counts["faces"], counts["guard_fallback"], counts["guard_unchecked"])
+    if counts["guard_still_verified"] or counts["guard_still_identified"]:
+        log.error("%d face(s) still verified and %d still identified (owner within guard.max_owner_rank) as their "
+                  "owner by a guard after the guard fallback: see %s",
+                  counts["guard_still_verified"], counts["guard_still_identified"], cell.failures)
+    log.info("guard: %d of %d swapped faces needed more than one try (%d identified at a check), %d covered by "
+             "the guard fallback, %d unchecked", counts["guard_retried"], counts["faces"], counts["guard_identified"],
+             counts["guard_fallback"], counts["guard_unchecked"])
     log.info("%s: %d photos written, %d faces: %d swapped, %d by fallback, %d missed by the inventory and "
              "found by the audit (%d covered), %d LEFT REAL in %d photos; %d re-detected -> %s",
              cell.generator, counts["photos_written"], counts["faces"], counts["swapped"], counts["fallback"],
@@ -466,11 +479,14 @@ def cell_counts(pairs_df: pd.DataFrame, photos_df: pd.DataFrame) -> dict:
         "left_real": int(photos_df.left_real.sum()),
         "redetected": int(pairs_df.redetected.sum()),
         # the closed loop (bench.guard): faces swapped more than once, covered by the guard
-        # fallback, still verified after it (counted as a failure), not checked
+        # fallback, still verified / identified after it (counted as a failure), not checked,
+        # identified (owner within guard.max_owner_rank) at one check or more
         "guard_retried": int((pd.to_numeric(pairs_df.tries, errors="coerce").fillna(0) > 1).sum()),
         "guard_fallback": int((pairs_df.guard_stop == STOP_FALLBACK).sum()),
         "guard_still_verified": int((pairs_df.guard_stop == STOP_STILL_VERIFIED).sum()),
         "guard_unchecked": int((pairs_df.guard_stop == STOP_UNCHECKED).sum()),
+        "guard_still_identified": int((pairs_df.guard_stop == STOP_STILL_IDENTIFIED).sum()),
+        "guard_identified": int(pairs_df.guard_why.map(was_identified).sum()),
     }
 
 

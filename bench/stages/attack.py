@@ -74,7 +74,6 @@ from bench.provenance import record
 from bench.queries.base import AgeGender, rng_for
 from bench.recognizers import build_recognizer, selected_recognizers
 from bench.registry import GENERATORS, QUERIES, SPACES
-from bench.status import SWAPPED
 from bench.spaces.features import Features, all_distances, compute_features
 from bench.verification import pair_distances, threshold_of
 
@@ -229,8 +228,8 @@ NO_LABELS = ("n/a: dataset {dataset} has no identity labels: each face is its ow
 def run_on_dataset(cfg: DictConfig, out: AttackOutputs, names: list[str], started: float) -> AttackOutputs:
     """attack.subjects=dataset: the attacks on the cell's own dataset (conf/config.yaml `attack.subjects`).
 
-    Each face of the cell that the generator replaced (every aligned face for an obfuscation)
-    is its own identity. 1. identification: the attacker holds the original photos (gallery =
+    Each face of the cell given a target, swapped or covered (every aligned face for an
+    obfuscation), is its own identity. 1. identification: the attacker holds the original photos (gallery =
     the real faces, N = faces) and ranks each fake against them; there is no second real photo
     to probe with, so rank-k real reads n/a. 2. linkability: n/a (one photo per person).
     3. parrot: the attacker re-anonymizes the originals with the cell's generator and strategy
@@ -250,7 +249,7 @@ def run_on_dataset(cfg: DictConfig, out: AttackOutputs, names: list[str], starte
     seconds["cell"] = round(time.perf_counter() - t0, 1)
     evidence = CellEvidence.read(cell)
     faces = pd.read_parquet(out.data.faces)
-    people = dataset_people(faces, evidence, generator.uses_target)
+    people = dataset_people(faces, evidence)
     photo_root = Path(str(cfg.dataset.path)).expanduser()
     no_labels = NO_LABELS.format(dataset=cfg.dataset.name)
 
@@ -286,7 +285,7 @@ def run_on_dataset(cfg: DictConfig, out: AttackOutputs, names: list[str], starte
     n_photos = len(set(people.photo.values()))
     data_line = (f"Data: dataset {cfg.dataset.name} ({photo_root}), cell {cell.root}: {len(people.identity)} faces "
                  f"in {n_photos} photos, each its own identity ("
-                 + ("the faces the generator replaced" if generator.uses_target else "every aligned face")
+                 + ("every face given a target, swapped or covered" if generator.uses_target else "every aligned face")
                  + f"); distance {opts.metric}; parrot seed {int(opts.parrot_seed)} (the cell's seed "
                  f"{int(cfg.seed)}); no identity labels, so linkability and the real-probe baseline are n/a and "
                  "every two faces count as an impostor pair.")
@@ -318,13 +317,14 @@ def run_on_dataset(cfg: DictConfig, out: AttackOutputs, names: list[str], starte
     return out
 
 
-def dataset_people(faces: pd.DataFrame, evidence: CellEvidence, uses_target: bool) -> Faces:
-    """Every aligned face of the cell that its generator replaced (status swapped; for an
-    obfuscation, every aligned face of the cell), each its own identity (role probe)."""
-    pairs = evidence.pairs
-    done = pairs[pairs.status == SWAPPED] if uses_target else pairs
+def dataset_people(faces: pd.DataFrame, evidence: CellEvidence) -> Faces:
+    """Every aligned face of the cell's pairs table, each its own identity (role probe): for a
+    generator that takes a target, every face given one, whether it was swapped or covered (by
+    the anonymize fallback or the closed loop's, bench.guard); for an obfuscation, every
+    aligned face. So the gallery is the people in the photos, the same in a cell's guarded and
+    open runs, and a face the anonymizer covered is attacked in its published form too."""
     aligned = faces[faces.aligned.astype(bool)]
-    rows = aligned[aligned.face_id.astype(str).isin(set(done.source_face))]
+    rows = aligned[aligned.face_id.astype(str).isin(set(evidence.pairs.source_face))]
     ids = rows.face_id.astype(str).tolist()
     return Faces(dict(zip(ids, ids)), dict.fromkeys(ids, PROBE), dict(zip(ids, rows.photo.astype(str))))
 

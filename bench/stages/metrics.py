@@ -61,7 +61,8 @@ PHOTO_COUNTS = ("faces", "swapped", "fallback", "audit_found", "audit_covered", 
 LEAK_COUNTS = ("faces_found", "unchanged_faces", "leaking_faces", "leaking_faces_vs_chance", "too_small_to_tell",
                "verified_at_chance", "leaks_flagged_too_few_impostors")
 # The closed loop's counts of a cell (anonymize provenance `counts`, bench.guard).
-GUARD_COUNTS = ("guard_retried", "guard_fallback", "guard_still_verified", "guard_unchecked")
+GUARD_COUNTS = ("guard_retried", "guard_fallback", "guard_still_verified", "guard_unchecked", "guard_identified",
+                "guard_still_identified")
 
 
 def run(cfg: DictConfig) -> Path:

@@ -72,8 +72,14 @@ def run(cfg: DictConfig) -> dict[str, Path]:
     chosen, _ = one_face_per_photo(labels, pd.read_parquet(faces_path))
     chosen = chosen[chosen.face_id != ""].reset_index(drop=True)
     faces = pd.read_parquet(faces_path).set_index("face_id").loc[chosen.face_id].reset_index()
-    for name in selected_recognizers(cfg):
-        rows += recognizer_rows(cfg, name, faces, chosen.identity.to_numpy(), folder, bands, metric, alpha)
+    names = selected_recognizers(cfg)
+    # building a recognizer loads nothing: its geometry only; each is built again (and loaded)
+    # in turn below, and dropped before the next, so one model is in memory at a time
+    geometries = {(r.input_size, r.margin) for r in (build_recognizer(name, cfg) for name in names)}
+    crops = aligned_crops(cfg, faces, folder, geometries)
+    for name in names:
+        rows += recognizer_rows(cfg, build_recognizer(name, cfg), faces, chosen.identity.to_numpy(), crops, bands,
+                                metric, alpha)
     data = {"labels": str(labels_path), "labels_sha256": resultsio.sha256_file(labels_path),
             "faces": str(faces_path), "faces_sha256": resultsio.sha256_file(faces_path), "photos_with_face": len(chosen)}
     return write(cfg, files, rows, OK, data)
@@ -89,11 +95,26 @@ def na_row(name: str, band: str, size: float, metric: str, threshold: float, alp
             "status": na(reason), "alpha": alpha, "verdict": na(reason)}
 
 
-def recognizer_rows(cfg: DictConfig, name: str, faces: pd.DataFrame, identity: np.ndarray, photo_root: Path,
-                    bands: chance.SizeBands, metric: str, alpha: float) -> list[dict]:
-    """One recognizer's rows: its faces aligned once, shrunk to each band, embedded, every pair
-    compared."""
-    recognizer = build_recognizer(name, cfg)
+def aligned_crops(cfg: DictConfig, faces: pd.DataFrame, photo_root: Path, geometries) -> dict[tuple, dict[int, np.ndarray]]:
+    """{(input_size, margin): {row of `faces`: aligned RGB crop}} at every geometry, each photo
+    decoded once for all of them (bench.embedding_runner.crop_faces); rows that cannot be
+    aligned are absent."""
+    geometries = sorted(geometries)
+    table = faces.assign(aligned=True)
+    crops: dict = {g: {} for g in geometries}
+    for chunk in photo_chunks(table, len(table) + 1):
+        found, _ = crop_faces(table, chunk, photo_root, geometries, cfg)
+        for g in geometries:
+            crops[g].update(found[g])
+    return crops
+
+
+def recognizer_rows(cfg: DictConfig, recognizer, faces: pd.DataFrame, identity: np.ndarray,
+                    crops: dict[tuple, dict[int, np.ndarray]], bands: chance.SizeBands, metric: str,
+                    alpha: float) -> list[dict]:
+    """One recognizer's rows: its faces' aligned crops (`crops`, aligned_crops' at every
+    geometry) shrunk to each band, embedded, every pair compared."""
+    name = recognizer.name
     threshold, why_not = threshold_of(recognizer, metric)
     if why_not is None:
         try:
@@ -103,11 +124,7 @@ def recognizer_rows(cfg: DictConfig, name: str, faces: pd.DataFrame, identity: n
     if why_not is not None:
         return [na_row(name, band, size, metric, threshold, alpha, why_not) for band, size in sizes(bands)]
     geometry = (recognizer.input_size, recognizer.margin)
-    table = faces.assign(aligned=True)
-    crops = {}
-    for chunk in photo_chunks(table, len(table) + 1):
-        found, _ = crop_faces(table, chunk, photo_root, [geometry], cfg)
-        crops.update(found[geometry])
+    crops = crops[geometry]
     box = {row: float(faces.face_size.iloc[row]) * chance.alignment_scale(similarity_transform(
         np.asarray(faces.landmarks.iloc[row], np.float32).reshape(5, 2), *geometry)) for row in crops}
     rows = []

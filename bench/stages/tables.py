@@ -290,7 +290,8 @@ def guard_table(outcomes: pd.DataFrame, cell: Cell, twins: list[Cell], recognize
         rec = json.loads(c.provenance.read_text(encoding="utf-8")) if c.provenance.is_file() else {}
         counts[loop] = {k: v for k, v in (rec.get("counts") or {}).items()
                         if k in ("faces", "swapped", "fallback", "guard_retried", "guard_fallback",
-                                 "guard_still_verified", "guard_unchecked")}
+                                 "guard_still_verified", "guard_unchecked", "guard_identified",
+                                 "guard_still_identified")}
     return GuardTable(cell, metric, guards, tuple(loops), pd.DataFrame(rows), counts)
 
 
