@@ -326,16 +326,16 @@ def test_cell_counts_count_identified_faces():
     assert counts["guard_still_verified"] == 0 and counts["guard_retried"] == 2
 
 
-def test_default_guard_leaves_two_judges_unseen_and_has_targets_for_every_try():
-    """Issue 24: the default closed loop leaves at least two recognizers that run from installed
-    packages out of its guards (they judge the fakes unseen), and the query writes enough
-    alternates for every try; guard=verify is verification only."""
+def test_guards_leave_two_judges_unseen_and_have_targets_for_every_try():
+    """Issue 24: the default closed loop and guard=ranked each leave at least two recognizers
+    that run from installed packages out of their guards (they judge the fakes unseen), and the
+    query writes enough alternates for every try; only guard=ranked checks identification."""
     from bench.config import load_config
 
-    cfg = load_config([])
-    closed = guard_mod.settings(cfg)
-    assert closed.name == "closed" and closed.max_owner_rank == 1
-    assert {"facenet", "dlib"} <= set(cfg.recognizers) - set(closed.recognizers)
-    assert closed.tries <= 1 + int(cfg.targets.alternates)
-    verify = guard_mod.settings(load_config(["guard=verify"]))
-    assert verify.max_owner_rank is None and verify.closed and verify.tries < closed.tries
+    for choice, rank in (("closed", None), ("ranked", 1)):
+        cfg = load_config([f"guard={choice}"])
+        s = guard_mod.settings(cfg)
+        assert s.name == choice and s.closed and s.max_owner_rank == rank
+        assert {"facenet", "dlib"} <= set(cfg.recognizers) - set(s.recognizers)
+        assert s.tries <= 1 + int(cfg.targets.alternates)
+    assert guard_mod.settings(load_config([])).name == "closed"
