@@ -177,6 +177,11 @@ class GuardOutcome:
         if verdict.flagged:
             self.why.append(verdict.why())
 
+    @property
+    def flagged(self) -> bool:
+        """Whether the last check's guards verified or identified the fake."""
+        return bool(self.verified_by or self.identified_by)
+
     def still_stop(self) -> str:
         """The stop of a face the guard fallback did not save: verified wins over identified."""
         return STOP_STILL_VERIFIED if self.verified_by else STOP_STILL_IDENTIFIED
@@ -410,11 +415,11 @@ def replace_guarded(image: np.ndarray, original: np.ndarray, row, target, genera
             return out, status, outcome
         outcome.tries += 1
         outcome.targets.append(str(candidate["target"]))
-        outcome.note(_judge(guard, source, guard.embed(out, landmarks), owner))
+        outcome.note(guard.judge(source, guard.embed(out, landmarks), owner))
         if not outcome.distances:
             outcome.stop = STOP_UNCHECKED
             return out, status, outcome
-        if not (outcome.verified_by or outcome.identified_by):
+        if not outcome.flagged:
             outcome.stop = STOP_PASSED
             return out, status, outcome
     why = f"guard: {outcome.why[-1]} after {outcome.tries} tries"
@@ -429,18 +434,9 @@ def replace_guarded(image: np.ndarray, original: np.ndarray, row, target, genera
         log.warning("guard fallback %s failed on %s: %s", cover.name, getattr(row, "face_id", "a face"), err)
         outcome.stop = outcome.still_stop()
         return out, status, outcome
-    outcome.note(_judge(guard, source, guard.embed(covered, landmarks), owner))
-    outcome.stop = outcome.still_stop() if outcome.verified_by or outcome.identified_by else STOP_FALLBACK
+    outcome.note(guard.judge(source, guard.embed(covered, landmarks), owner))
+    outcome.stop = outcome.still_stop() if outcome.flagged else STOP_FALLBACK
     return covered, fallback_status(cover.name, why), outcome
-
-
-def _judge(guard, source: dict, result: dict, owner: str) -> Verdict:
-    """The guard's Verdict on a fake; a guard without an identification check (max_owner_rank
-    off) is asked only check()."""
-    if guard.settings.max_owner_rank:
-        return guard.judge(source, result, owner)
-    distances, verified = guard.check(source, result)
-    return Verdict(distances, verified)
 
 
 def _face(row):
@@ -478,7 +474,7 @@ def recheck_photo(image: np.ndarray, original: np.ndarray, rows: list, outcomes:
         landmarks = np.asarray(row.landmarks, np.float32).reshape(5, 2)
         owner = str(getattr(row, "face_id", ""))
         source = guard.embed(original, landmarks)
-        verdict = _judge(guard, source, guard.embed(image, landmarks), owner)
+        verdict = guard.judge(source, guard.embed(image, landmarks), owner)
         if not verdict.flagged:
             continue
         changed.append(i)
@@ -496,6 +492,6 @@ def recheck_photo(image: np.ndarray, original: np.ndarray, rows: list, outcomes:
             continue
         image = covered
         statuses[i] = fallback_status(cover.name, why)
-        outcome.note(_judge(guard, source, guard.embed(image, landmarks), owner))
-        outcome.stop = outcome.still_stop() if outcome.verified_by or outcome.identified_by else STOP_FALLBACK
+        outcome.note(guard.judge(source, guard.embed(image, landmarks), owner))
+        outcome.stop = outcome.still_stop() if outcome.flagged else STOP_FALLBACK
     return image, changed
