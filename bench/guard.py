@@ -19,7 +19,10 @@ ranked by the guard's `guard.metric` distance, each face its own identity
 (bench.attacks.identification: the owner's rank is 1 + the faces strictly closer, so a tie
 counts for the attacker). An identified fake is retried and covered like a verified one.
 When every face of the photo is done, each face that passed is checked again on the finished photo (recheck_photo: a
-neighbour's swap or cover can reach into its crop) and covered if a guard now verifies it. Each face's record names its
+neighbour's swap or cover can reach into its crop) and covered if a guard now verifies it; then, on the photo as it is
+to be published, again at the landmarks of each face the leak check's detectors find over it (bench.leakscan; the
+anonymize stage repeats this until no face changes), so the leak check's guards verify no fake it finds (at a margin
+of 1 or more). Each face's record names its
 tries, the targets tried, the last guard distances and owner ranks, why each check failed and
 why the loop stopped (GuardOutcome); a face still verified (or identified) after the fallback is
 counted (`guard_still_verified`, `guard_still_identified`), never silent.
@@ -68,6 +71,10 @@ class GuardSettings:
             last try is kept and the face counted as still verified.
         max_owner_rank: a fake whose owner ranks within this many of the gallery's faces is
             identified (retried like a verified one); None: identification is not checked.
+        min_gallery: identification is checked only when the gallery holds at least this many
+            faces: among G faces a fake with nothing of its owner is at rank 1 by chance with
+            probability 1/G, so in a small gallery rank 1 says little (with 6 faces and three
+            guards, about 4 in 10 of such fakes would be retried at each try); None: any size.
     """
 
     name: str
@@ -77,6 +84,7 @@ class GuardSettings:
     tries: int
     fallback: str | None
     max_owner_rank: int | None = None
+    min_gallery: int | None = None
 
     @property
     def closed(self) -> bool:
@@ -87,20 +95,24 @@ def settings(cfg: DictConfig) -> GuardSettings:
     """The run's guard settings (cfg.guard; the choice name from Hydra's choices).
 
     Raises:
-        BenchError: tries < 1, margin <= 0 or max_owner_rank < 0.
+        BenchError: tries < 1, margin <= 0, max_owner_rank < 0 or min_gallery < 0.
     """
     g = cfg.guard
     tries, margin = int(g.tries), float(g.margin)
     max_rank = int(g.get("max_owner_rank") or 0)
     if max_rank < 0:
         raise BenchError(f"guard.max_owner_rank must be >= 0 (0 or null: no identification check), got {max_rank}")
+    min_gallery = int(g.get("min_gallery") or 0)
+    if min_gallery < 0:
+        raise BenchError(f"guard.min_gallery must be >= 0 (0 or null: a gallery of any size), got {min_gallery}")
     if tries < 1:
         raise BenchError(f"guard.tries must be >= 1 (1: the open loop), got {tries}")
     if margin <= 0:
         raise BenchError(f"guard.margin must be > 0, got {margin}")
     return GuardSettings(name=str(cfg.choices.get("guard") or DEFAULT_GUARD), recognizers=tuple(str(r) for r in g.recognizers or ()),
                          metric=str(g.metric), margin=margin, tries=tries,
-                         fallback=str(g.fallback) if g.get("fallback") else None, max_owner_rank=max_rank or None)
+                         fallback=str(g.fallback) if g.get("fallback") else None, max_owner_rank=max_rank or None,
+                         min_gallery=min_gallery or None)
 
 
 def recorded_guard(cell) -> dict:
@@ -227,12 +239,16 @@ class Guard:
         self._cover = None
         # {guard: (face ids (G,), (G, D) embeddings)}: the originals an attacker ranks (enrol)
         self.gallery: dict[str, tuple[list[str], np.ndarray]] | None = None
+        # whether enrol() lets identify() rank: "off", "checked" or "not checked: <why>"
+        self.identification = "off" if not self.settings.max_owner_rank else "checked"
 
     def enrol(self, faces, photo_root) -> None:
         """Embeds the identification gallery once per run, batched, through the embedding
         cache (bench.embedding_runner.embed_many: each photo decoded once, each face aligned at
         its landmarks at each guard's input size and margin, as the guard aligns a source).
-        Nothing to do when `guard.max_owner_rank` is off or no guard is available.
+        Nothing to do when `guard.max_owner_rank` is off or no guard is available; a gallery of
+        fewer aligned faces than `guard.min_gallery` is not embedded and identification is not
+        checked in this run (`identification` says why; it goes into the provenance).
 
         Args:
             faces: faces.parquet rows (face_id, photo relative to photo_root, landmarks,
@@ -241,6 +257,14 @@ class Guard:
             photo_root: the dataset's photo folder.
         """
         if not self.settings.max_owner_rank or not self.active:
+            return
+        size = int(faces.aligned.astype(bool).sum()) if "aligned" in faces.columns else len(faces)
+        least = self.settings.min_gallery
+        if least and size < least:
+            self.gallery = {}
+            self.identification = (f"not checked: a gallery of {size} faces, fewer than guard.min_gallery ({least}): "
+                                   f"rank 1 comes by chance for 1 in {max(size, 1)} fakes")
+            log.warning("guard: identification %s", self.identification)
             return
         from bench.embedding_runner import embed_many
 
@@ -290,6 +314,7 @@ class Guard:
         s = self.settings
         return {"name": s.name, "recognizers": [r.name for r in self.recognizers], "metric": s.metric,
                 "margin": s.margin, "tries": s.tries, "fallback": s.fallback, "max_owner_rank": s.max_owner_rank,
+                "min_gallery": s.min_gallery, "identification": self.identification,
                 "gallery": {k: len(ids) for k, (ids, _) in (self.gallery or {}).items()},
                 "thresholds": dict(self.thresholds), "unavailable": dict(self.unavailable)}
 
@@ -447,18 +472,26 @@ def _face(row):
 
 
 def recheck_photo(image: np.ndarray, original: np.ndarray, rows: list, outcomes: list[GuardOutcome],
-                  statuses: list[str], guard: "Guard | None") -> tuple[np.ndarray, list[int]]:
+                  statuses: list[str], guard: "Guard | None", found: list[list] | None = None
+                  ) -> tuple[np.ndarray, list[int]]:
     """The last check, on the finished photo: a neighbour's swap or cover can reach into a face's
     crop after its own check, so each face that passed is checked again on `image` (every face
     replaced); one a guard now verifies or identifies is covered by `guard.fallback`
     (STOP_FALLBACK, or STOP_STILL_VERIFIED / STOP_STILL_IDENTIFIED when the cover still is, or
     there is none).
 
+    With `found`, each face is also checked at the landmarks of the faces the leak check finds
+    over it on `image` (bench.leakscan; the leak check aligns the fake and the original at the
+    landmarks it finds, which can differ from the source's): the crops the leak check's guards
+    will judge. A face the guard fallback covered is checked there too, and counted as still
+    verified (or identified) where a guard is; nothing stronger covers it.
+
     Args:
         image, original: (H, W, 3) uint8 RGB, the finished and the original photo.
         rows, outcomes, statuses: per face of the photo, its inventory row, its GuardOutcome
             (updated in place) and status (replaced in place when covered).
         guard: the run's Guard (None or inactive: nothing to do).
+        found: per face, the (5, 2) landmark sets to check it at besides its own; None: its own only.
 
     Returns:
         (the photo, indices of the faces whose status or outcome changed).
@@ -469,19 +502,32 @@ def recheck_photo(image: np.ndarray, original: np.ndarray, rows: list, outcomes:
     if guard is None or not guard.active:
         return image, changed
     for i, (row, outcome) in enumerate(zip(rows, outcomes)):
-        if outcome.stop != STOP_PASSED:
+        own = np.asarray(row.landmarks, np.float32).reshape(5, 2)
+        extra = [np.asarray(lm, np.float32).reshape(5, 2) for lm in (found[i] if found is not None else [])]
+        if outcome.stop == STOP_PASSED:
+            places = [own, *extra]
+        elif outcome.stop == STOP_FALLBACK:
+            places = extra
+        else:
             continue
-        landmarks = np.asarray(row.landmarks, np.float32).reshape(5, 2)
         owner = str(getattr(row, "face_id", ""))
-        source = guard.embed(original, landmarks)
-        verdict = guard.judge(source, guard.embed(image, landmarks), owner)
-        if not verdict.flagged:
+        verdict, where = None, ""
+        for k, landmarks in enumerate(places):
+            verdict = guard.judge(guard.embed(original, landmarks), guard.embed(image, landmarks), owner)
+            if verdict.flagged:
+                where = "on the finished photo" if k == 0 and outcome.stop == STOP_PASSED else \
+                    "on the finished photo, at the landmarks the leak check finds"
+                break
+        if verdict is None or not verdict.flagged:
             continue
         changed.append(i)
-        why = f"guard: {verdict.why()} on the finished photo"
-        cover = guard.cover()
         outcome.note(verdict)
+        if outcome.stop == STOP_FALLBACK:  # already covered: counted, never silent
+            outcome.stop = outcome.still_stop()
+            continue
+        why = f"guard: {verdict.why()} {where}"
         outcome.stop = outcome.still_stop()
+        cover = guard.cover()
         if cover is None:
             continue
         face = _face(row)
@@ -492,6 +538,6 @@ def recheck_photo(image: np.ndarray, original: np.ndarray, rows: list, outcomes:
             continue
         image = covered
         statuses[i] = fallback_status(cover.name, why)
-        outcome.note(guard.judge(source, guard.embed(image, landmarks), owner))
+        outcome.note(guard.judge(guard.embed(original, landmarks), guard.embed(image, landmarks), owner))
         outcome.stop = outcome.still_stop() if outcome.flagged else STOP_FALLBACK
     return image, changed

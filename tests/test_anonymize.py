@@ -175,3 +175,25 @@ def test_output_audit_on_windows_finds_what_the_whole_photo_scan_finds(sample_cf
     assert table.left_real.sum() == 0
     pd.testing.assert_frame_equal(table, expected[0])
     assert len(redetected) == len(expected[1])
+
+
+def test_leak_landmarks_gives_each_inventory_face_the_leak_check_faces_over_it(tmp_path):
+    """The guards' last look uses the faces the leak check will find: each alignable face goes to
+    the inventory face it overlaps most (at anonymize.redetect_iou), the others to none."""
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from bench.detectors.base import Detection
+
+    def det(x1, y1, x2, y2, mark):
+        return Detection(np.array([x1, y1, x2, y2], np.float32), 0.9, np.full((5, 2), mark, np.float32), ("d",))
+
+    found = [det(12, 12, 52, 52, 1), det(8, 10, 48, 50, 2), det(100, 100, 140, 140, 3), det(60, 10, 70, 20, 4)]
+    scanner = SimpleNamespace(margin=None, faces=lambda *args: (found, {}))
+    group = pd.DataFrame({"x1": [10.0, 55.0], "y1": [10.0, 10.0], "x2": [50.0, 95.0], "y2": [50.0, 50.0]})
+    cfg = OmegaConf.create({"anonymize": {"redetect_iou": 0.3}, "faces": {"min_face_size": 20}})
+    result = tmp_path / "r.png"
+    result.write_bytes(b"x")
+    out = anonymize.leak_landmarks(cfg, scanner, None, None, result, result, group)
+    assert [[int(lm[0, 0]) for lm in face] for face in out] == [[1, 2], []]  # 3: nowhere; 4: under 20 px

@@ -173,6 +173,42 @@ def test_the_finished_photo_is_checked_again_and_a_face_now_verified_is_covered(
     assert recheck_photo(finished, PHOTO, [ROW], [again], [SWAPPED], None) == (finished, [])
 
 
+class SpotGuard(FakeGuard):
+    """Embeds the pixel under the nose landmark, so where a face is aligned decides the verdict."""
+
+    def embed(self, rgb, landmarks):
+        x, y = np.asarray(landmarks, np.float32).reshape(5, 2)[2].round().astype(int)
+        return {"g1": int(rgb[y, x, 0]), "g2": int(rgb[y, x, 0])}
+
+
+def test_the_finished_photo_is_checked_at_the_landmarks_the_leak_check_finds():
+    """The leak check aligns a fake at the landmarks its detectors find on the published photo,
+    not at the source's: a fake the guards pass at the source's landmarks but verify there is
+    covered; a face already covered and still verified there is counted, never silent."""
+    from bench.guard import recheck_photo
+
+    finished = PHOTO.copy()
+    finished[10:50, 10:50] = 5
+    finished[44:47, 44:47] = 7  # the owner shows under the leak check's nose point only
+    leak_points = np.array([[25, 30], [45, 30], [45, 45], [27, 47], [43, 47]], np.float32)
+    passed = GuardOutcome(tries=1, targets=["t10"], stop=STOP_PASSED)
+    statuses = [SWAPPED]
+    out, changed = recheck_photo(finished, PHOTO, [ROW], [passed], statuses, SpotGuard(owner_like={7}), [[]])
+    assert changed == [] and passed.stop == STOP_PASSED and out is finished  # its own landmarks: passed
+    out, changed = recheck_photo(finished, PHOTO, [ROW], [passed], statuses, SpotGuard(owner_like={7}), [[leak_points]])
+    assert changed == [0] and passed.stop == STOP_FALLBACK and out[45, 45, 0] == 255
+    assert is_fallback(statuses[0]) and "landmarks the leak check finds" in statuses[0]
+
+    covered = GuardOutcome(tries=3, targets=["t10", "t20", "t30"], stop=STOP_FALLBACK)
+    statuses = ["fallback mosaic: guard: verified by g1 after 3 tries"]
+    out, changed = recheck_photo(finished, PHOTO, [ROW], [covered], statuses, SpotGuard(owner_like={7}),
+                                 [[leak_points]])
+    assert changed == [0] and covered.stop == STOP_STILL_VERIFIED and out is finished
+    assert covered.verified_by == ["g1"] and statuses[0].startswith("fallback mosaic")
+    # counted once: the next round leaves a face already counted alone
+    assert recheck_photo(finished, PHOTO, [ROW], [covered], statuses, SpotGuard(owner_like={7}), [[leak_points]])[1] == []
+
+
 # ---- the identification check (guard.max_owner_rank) -----------------------------------------
 
 OWNER = ROW.face_id
@@ -191,6 +227,7 @@ def rank_guard(max_owner_rank, tries=3, vectors=VECTORS, gallery=GALLERY):
     g.settings = GuardSettings("closed", ("g1",), "cosine", 1.0, tries, "mosaic", max_owner_rank=max_owner_rank)
     g.recognizers, g.thresholds, g.unavailable = [SimpleNamespace(name="g1")], {"g1": 0.05}, {}
     g._cover, g.gallery = Mosaic(), {"g1": gallery}
+    g.identification = "checked" if max_owner_rank else "off"
     g.embed = lambda rgb, landmarks: {"g1": np.array(vectors[int(rgb[30, 30, 0])], np.float32)}
     return g
 
@@ -295,18 +332,39 @@ def test_identify_needs_the_gallery_and_enrol_embeds_it_once(monkeypatch):
     assert calls == [["a", "b"]] and off.gallery is None and off.gallery_key() == ""
 
 
+def test_a_gallery_under_min_gallery_is_not_ranked(monkeypatch, targets):
+    """Among G faces rank 1 comes by chance for 1 in G fakes: below guard.min_gallery the
+    identification check is off for the run, and the provenance says why."""
+    import dataclasses
+
+    import pandas as pd
+
+    monkeypatch.setattr("bench.embedding_runner.embed_many", lambda *a, **k: pytest.fail("a small gallery is not embedded"))
+    g = rank_guard(1)
+    g.settings, g.gallery, g.cfg = dataclasses.replace(g.settings, min_gallery=3), None, None
+    g.enrol(pd.DataFrame({"face_id": ["a", "b"], "aligned": [True, True]}), "root")
+    assert g.gallery == {} and g.gallery_key() == ""
+    assert g.identification.startswith("not checked: a gallery of 2 faces") and "min_gallery (3)" in g.identification
+    assert g.describe()["identification"] == g.identification
+    # the fake that rank_guard(1) retries for its rank is published at the first try
+    _, status, outcome = replace_guarded(PHOTO, PHOTO, ROW, targets, PaintSwap(), None, g)
+    assert status == SWAPPED and outcome.stop == STOP_PASSED and outcome.targets == ["t10"] and outcome.owner_ranks == {}
+
+
 def test_max_owner_rank_settings_and_configs():
     from omegaconf import OmegaConf
 
     from bench.errors import BenchError
 
-    base = {"recognizers": ["g1"], "metric": "cosine", "margin": 1.0, "tries": 3, "fallback": None}
+    base = {"recognizers": ["g1"], "metric": "cosine", "margin": 1.0, "tries": 3, "fallback": None, "min_gallery": None}
     for value, expected in ((None, None), (0, None), (1, 1), (3, 3)):
         cfg = OmegaConf.create({"guard": {**base, "max_owner_rank": value}, "choices": {"guard": "closed"}})
         assert guard_mod.settings(cfg).max_owner_rank == expected
     assert guard_mod.settings(OmegaConf.create({"guard": base, "choices": {}})).max_owner_rank is None
     with pytest.raises(BenchError, match="max_owner_rank"):
         guard_mod.settings(OmegaConf.create({"guard": {**base, "max_owner_rank": -1}, "choices": {}}))
+    with pytest.raises(BenchError, match="min_gallery"):
+        guard_mod.settings(OmegaConf.create({"guard": {**base, "min_gallery": -1}, "choices": {}}))
     conf = Path(__file__).resolve().parents[1] / "conf" / "guard"
     assert "max_owner_rank" in OmegaConf.load(conf / "closed.yaml")
     assert not OmegaConf.load(conf / "open.yaml").max_owner_rank  # the paper's open loop checks nothing
@@ -330,15 +388,16 @@ def test_cell_counts_count_identified_faces():
 
 
 def test_guards_leave_two_judges_unseen_and_have_targets_for_every_try():
-    """Issue 24: the default closed loop and guard=ranked each leave at least two recognizers
+    """Issue 24: the default closed loop and guard=verify each leave at least two recognizers
     that run from installed packages out of their guards (they judge the fakes unseen), and the
-    query writes enough alternates for every try; only guard=ranked checks identification."""
+    query writes enough alternates for every try; only the default checks identification, and
+    only in a gallery of guard.min_gallery faces or more."""
     from bench.config import load_config
 
-    for choice, rank in (("closed", None), ("ranked", 1)):
+    for choice, rank, least in (("closed", 1, 20), ("verify", None, None)):
         cfg = load_config([f"guard={choice}"])
         s = guard_mod.settings(cfg)
-        assert s.name == choice and s.closed and s.max_owner_rank == rank
+        assert s.name == choice and s.closed and s.max_owner_rank == rank and s.min_gallery == least
         assert {"facenet", "dlib"} <= set(cfg.recognizers) - set(s.recognizers)
         assert s.tries <= 1 + int(cfg.targets.alternates)
     assert guard_mod.settings(load_config([])).name == "closed"

@@ -179,8 +179,9 @@ def test_a_face_found_only_on_turned_photos_needs_two_detectors():
     found = {"a": [det(0, ("a",)), det(100, ("a@180",)), det(200, ("a@90",))],
              "b": [det(100, ("b@180",)), det(300, ("b", "b@90"))]}
     from bench.detectors import split_turned, turned_consensus
+    from bench.detectors.ensemble import merge_detections
 
-    merged = leaks.merge_detections(split_turned(found), 0.4)
+    merged = merge_detections(split_turned(found), 0.4)
     kept = sorted(int(d.box[0]) for d in merged if turned_consensus(d, 2))
     assert kept == [0, 100, 300]  # upright (any), turned by two detectors; not turned by one
 

@@ -20,6 +20,9 @@ has no target) is obfuscated by `anonymize.fallback` (blur by default) and repor
 found nothing; a face they find that no inventory face covers is obfuscated by the fallback
 too (failure stage "audit"). Only a face that nothing can cover stays real: its status reads
 NOT ANONYMIZED, its photo is marked in photos.csv, and the run's summary line counts it.
+Under the closed loop (bench.guard) each fake is checked against its owner before the photo is
+written, last at the landmarks the leak check's detectors find on the finished photo
+(bench.leakscan; those scans are cached for the leaks stage).
 Per-photo records under records/ let a rerun resume.
 """
 from __future__ import annotations
@@ -52,6 +55,7 @@ from bench.guard import (
 )
 from bench.generators.base import Generator
 from bench.images import load_photo
+from bench.leakscan import LeakScan
 from bench.progress import progress
 from bench.provenance import code_sha256, record
 from bench.registry import DETECTORS, GENERATORS
@@ -96,6 +100,7 @@ def run(cfg: DictConfig) -> Cell:
     detector: Detector = memoize(DETECTORS.build(cfg.detector, name=cfg.choices.detector), cfg.detector, cfg.results_dir)
     detector.prepare()
     auditors = build_auditors(cfg)
+    scanner = LeakScan.from_config(cfg) if guard is not None and guard.active else None
 
     pairs, result_faces, failures, photo_rows = [], [], [], []
     by_photo = {photo: group for photo, group in faces.groupby("photo", sort=True)}
@@ -109,7 +114,8 @@ def run(cfg: DictConfig) -> Cell:
                                         else str(entry.status)))
             continue
         group = by_photo.get(entry.photo, faces.iloc[0:0])
-        rec = anonymize_photo(cfg, cell, entry.photo, group, targets, generator, fallback, detector, auditors, guard)
+        rec = anonymize_photo(cfg, cell, entry.photo, group, targets, generator, fallback, detector, auditors, guard,
+                              scanner)
         pairs += rec["pairs"]
         result_faces += rec["faces"]
         failures += rec["failures"]
@@ -193,7 +199,8 @@ def missed_faces(cfg, image: np.ndarray, sha: str, group: pd.DataFrame, auditors
 
 def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: pd.DataFrame,
                     generator: Generator, fallback: Generator | None, detector: Detector,
-                    auditors: list[Auditor] = (), guard: Guard | None = None) -> dict:
+                    auditors: list[Auditor] = (), guard: Guard | None = None,
+                    scanner: LeakScan | None = None) -> dict:
     """Swaps every inventory face of one photo, covers the faces the auditors find that the
     inventory missed, re-detects the swapped faces, writes the anonymized photo (also for a
     photo without faces). Resumes from records/ when nothing that decides it has changed.
@@ -203,9 +210,9 @@ def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: p
         faces.parquet, failures.csv and photos.csv.
     """
     group = group.sort_values("face_index")
-    key = photo_key(cfg, photo, group, targets, auditors,
+    key = photo_key(cfg, photo, group, targets, [a.cache for a in auditors],
                     [generator, fallback, detector, *(guard.components() if guard else [])],
-                    guard.gallery_key() if guard else "")
+                    guard.gallery_key() if guard else "", scanner.key() if scanner else "")
     record_path = cell.root / "records" / f"{slug(photo)}.json"
     result_path = cell.photos / f"{slug(photo)}.png"
     if record_path.is_file() and result_path.is_file():
@@ -226,22 +233,14 @@ def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: p
 
     missed = missed_faces(cfg, image, resultsio.sha256_file(path), group, auditors)
     by_source = targets.set_index("source_face")
-    faces_done = []
+    rows, chosen, statuses, outcomes = [], [], [], []
     for row in group.itertuples():
         target = by_source.loc[row.face_id] if row.face_id in by_source.index else None
         image, status, outcome = replace_guarded(image, original, row, target, generator, fallback, guard)
-        faces_done.append((row, target, status, outcome))
+        rows.append(row), chosen.append(target), statuses.append(status), outcomes.append(outcome)
     # the last check on the finished photo (neighbours' swaps reach into a face's crop)
-    statuses, outcomes = [f[2] for f in faces_done], [f[3] for f in faces_done]
-    image, _ = recheck_photo(image, original, [f[0] for f in faces_done], outcomes, statuses, guard)
-    for (row, target, _, outcome), status in zip(faces_done, statuses):
-        rec["pairs"].append(pair_row(cfg, cell, row, target, status, outcome))
-        if outcome.stop in (STOP_STILL_VERIFIED, STOP_STILL_IDENTIFIED):
-            last = outcome.why[-1] if outcome.why else "no check"
-            rec["failures"].append(failure(photo, row.face_id, "guard",
-                                           f"{outcome.stop}: {last} after {outcome.tries} tries"))
-        if status != SWAPPED:
-            rec["failures"].append(failure(photo, row.face_id, "anonymize", status))
+    image, _ = recheck_photo(image, original, rows, outcomes, statuses, guard)
+    rec["pairs"] = [pair_row(cfg, cell, *face) for face in zip(rows, chosen, statuses, outcomes)]
     # Faces the inventory missed take the fallback (an obfuscating generator covers them itself).
     cover = fallback or (generator if not generator.uses_target else None)
     audit_status = []
@@ -251,10 +250,48 @@ def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: p
         rec["failures"].append(failure(photo, "", "audit", status))
     image, found = audit_output(cfg, photo, group, missed, original, image, cover, detector, auditors, audit_status, rec)
     resultsio.write_png(image, result_path)
+    # The guards look where the leak check will: each fake at the landmarks its detectors find on
+    # the published photo (bench.leakscan, whose scans the leak check then reads from the cache).
+    while scanner is not None and guard is not None and guard.active and generator.uses_target:
+        landmarks = leak_landmarks(cfg, scanner, image, original, result_path, path, group)
+        image, changed = recheck_photo(image, original, rows, outcomes, statuses, guard, landmarks)
+        if not changed:
+            break
+        rec["pairs"] = [pair_row(cfg, cell, *face) for face in zip(rows, chosen, statuses, outcomes)]
+        image, found = audit_output(cfg, photo, group, missed, original, image, cover, detector, auditors,
+                                    audit_status, rec)
+        resultsio.write_png(image, result_path)
+    for row, outcome, status in zip(rows, outcomes, statuses):
+        if outcome.stop in (STOP_STILL_VERIFIED, STOP_STILL_IDENTIFIED):
+            last = outcome.why[-1] if outcome.why else "no check"
+            rec["failures"].append(failure(photo, row.face_id, "guard",
+                                           f"{outcome.stop}: {last} after {outcome.tries} tries"))
+        if status != SWAPPED:
+            rec["failures"].append(failure(photo, row.face_id, "anonymize", status))
     redetect(cfg, cell, photo, group, image, detector, rec, found)
     rec["photo"] = photo_row(photo, f"photos/{slug(photo)}.png", rec["pairs"], audit_status)
     resultsio.write_json(rec, record_path)
     return rec
+
+
+def leak_landmarks(cfg, scanner: LeakScan, image: np.ndarray, original: np.ndarray, result_path: Path,
+                   original_path: Path, group: pd.DataFrame) -> list[list[np.ndarray]]:
+    """Per inventory face of `group` (in order), the (5, 2) landmarks of each face the leak check
+    finds on the published photo (`result_path`, holding `image`) over it: the alignable faces
+    (faces.min_face_size) whose box overlaps its box at anonymize.redetect_iou or more, each
+    given to the inventory face it overlaps most (as the leak check's treatment)."""
+    dets, _ = scanner.faces(image, original, resultsio.sha256_file(result_path),
+                            resultsio.sha256_file(original_path) if scanner.margin is not None else "")
+    out: list[list[np.ndarray]] = [[] for _ in range(len(group))]
+    boxes = group[["x1", "y1", "x2", "y2"]].to_numpy(np.float32).reshape(-1, 4)
+    min_iou, min_size = float(cfg.anonymize.redetect_iou), float(cfg.faces.min_face_size)
+    for det in dets:
+        if det.size < min_size or not len(boxes):
+            continue
+        overlap = iou_matrix(np.asarray(det.box, np.float32)[None], boxes)[0]
+        if overlap.max() >= min_iou:
+            out[int(overlap.argmax())].append(np.asarray(det.landmarks, np.float32).reshape(5, 2))
+    return out
 
 
 def audit_output(cfg, photo: str, group: pd.DataFrame, missed: list[Detection], original: np.ndarray,
@@ -393,13 +430,14 @@ def redetect(cfg, cell: Cell, photo: str, group: pd.DataFrame, image: np.ndarray
         pair.update(result_face=src.face_id, redetected=True)
 
 
-def photo_key(cfg, photo: str, group: pd.DataFrame, targets: pd.DataFrame, auditors=(), components=(),
-              gallery: str = "") -> str:
+def photo_key(cfg, photo: str, group: pd.DataFrame, targets: pd.DataFrame, caches=(), components=(),
+              gallery: str = "", scan: str = "") -> str:
     """Hash of everything that decides this photo's result: a changed input reruns it, and so
     do changed weights of `components` (the generator, fallback and detector; None skipped),
     by their sha256, even at the same path, and changed code (this module's, the components'
     and what they import: bench.provenance.code_sha256), and the guard's identification
-    gallery (`gallery`: Guard.gallery_key(), the other photos' faces)."""
+    gallery (`gallery`: Guard.gallery_key(), the other photos' faces) and the leak check's look
+    the guards check the fakes at (`scan`: bench.leakscan.LeakScan.key())."""
     mine = targets[targets.source_face.isin(group.face_id)]
     parts = [
         photo, group.drop(columns=["crop"], errors="ignore").to_json(orient="records"),
@@ -409,10 +447,10 @@ def photo_key(cfg, photo: str, group: pd.DataFrame, targets: pd.DataFrame, audit
         json.dumps(OmegaConf.to_container(cfg.anonymize, resolve=True), sort_keys=True),
         json.dumps(OmegaConf.to_container(cfg.guard, resolve=True), sort_keys=True),
         json.dumps(OmegaConf.to_container(cfg.faces, resolve=True), sort_keys=True),
-        json.dumps([str(a.cache.folder.name) for a in auditors]), str(unchanged_max_diff(cfg)),
+        json.dumps([str(c.folder.name) for c in caches]), str(unchanged_max_diff(cfg)),
         json.dumps([weights_manifest(c) for c in components if c is not None]),
         code_sha256(__name__, *(type(c).__module__ for c in components if c is not None)),
-        gallery,
+        gallery, scan,
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 

@@ -1,8 +1,9 @@
 """Stage `leaks`: does any real face survive in one cell's anonymized photos?
 
 Every available detector (conf/detector/, ensembles excluded: they are unions of the others)
-looks at each anonymized photo; their faces are merged by IoU (`found_by` keeps which
-detectors found each). Each face found is compared with the ORIGINAL photo at the same
+looks at each anonymized photo, upright and turned; their faces are merged by IoU (`found_by`
+keeps which detectors found each; bench.leakscan, which the anonymize stage's guards also look
+through). Each face found is compared with the ORIGINAL photo at the same
 place: the anonymized photo is the original with face regions replaced, so the same box and
 the same five landmarks cut the same spot out of both.
 
@@ -44,7 +45,6 @@ A readable photo without an anonymized photo is reported (`missing_output`), nev
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,21 +59,18 @@ from bench.anonymizer import unchanged_max_diff
 from bench.boxes import box_mean_abs_diff
 from bench.identities import dataset_labels_path, face_identities, read_labels
 from bench.layout import Cell, DatasetLayout, shrink_files
-from bench.detectors import build_detector, detect_turned, split_turned, turned_cache, turned_consensus
-from bench.detectors.base import Detection, Detector, in_reading_order
-from bench.detectors.changed import detect_changed
-from bench.detectors.ensemble import EnsembleDetector, merge_detections
+from bench.detectors.base import Detection
 from bench.embedding_runner import embed_many, used_weights
 from bench.embeddings import OK, na
 from bench.errors import BenchError, ImageLoadError
-from bench.facetable import DetectionCache, slug, weights_manifest
+from bench.facetable import slug, weights_manifest
 from bench.figures.leak_sheet import contact_sheet, retried_faces
 from bench.guard import cell_guards
 from bench.images import load_photo
+from bench.leakscan import LeakScan
 from bench.progress import progress
 from bench.provenance import record
 from bench.recognizers import build_recognizer, selected_recognizers
-from bench.registry import DETECTORS
 from bench.status import READABLE
 from bench.verification import pair_distances, threshold_of
 
@@ -120,14 +117,10 @@ def run(cfg: DictConfig) -> Cell:
     if cell_status != OK:  # nothing was published, so nothing can leak (and nothing is "missing")
         readable = []
 
-    detectors, unavailable = available_detectors(cfg, opts["detectors"])
+    scanner = LeakScan.from_config(cfg)
+    detectors, unavailable = scanner.detectors, scanner.unavailable
     if not detectors:
         raise BenchError(f"no detector can run here: {unavailable}")
-    rotations = [int(r) for r in opts["rotations"] or []]
-    margin = None if opts["scan_margin"] is None else float(opts["scan_margin"])
-    # an anonymized photo's scans: whole (scan_margin null), or around its changes (keyed by the margin)
-    caches = {name: turned_cache(cfg, name, det, rotations, float(opts["merge_iou"]), scan_margin=margin)
-              for name, det in detectors.items()}
 
     rows, found, missing, per_photo, photo_sha = [], [], [], {}, {}
     for photo in progress(readable, "leaks: detect faces", unit="photo"):
@@ -138,7 +131,7 @@ def run(cfg: DictConfig) -> Cell:
             rows.append(photo_row(photo, MISSING_OUTPUT, f"{MISSING_OUTPUT}: the photo is readable but {out.name} was not written"))
             continue
         photo_sha[photo] = resultsio.sha256_file(out)
-        faces, status, errors = check_photo(cfg, opts, photo, out, photo_sha[photo], detectors, caches, rotations)
+        faces, status, errors = check_photo(cfg, photo, out, photo_sha[photo], scanner)
         found += faces
         per_photo[photo] = {"status": status, **({"detector_errors": errors} if errors else {})}
         if status == OK:
@@ -192,63 +185,11 @@ def unavailable_cell(pairs: pd.DataFrame) -> str:
     return OK
 
 
-# ---- detection ---------------------------------------------------------------------------
+# ---- detection ----------------------------------------------------------------------------
 
-def available_detectors(cfg: DictConfig, names=None) -> tuple[dict[str, Detector], dict[str, str]]:
-    """({name: prepared detector}, {name: why not}) over `names` (default: conf/detector/),
-    ensembles left out (recognised by their class: an ensemble only repeats its members' faces)."""
-    ready, unavailable = {}, {}
-    for name in (sorted(str(n) for n in names) if names else DETECTORS.names()):
-        try:
-            detector = build_detector(name, cfg)
-        except Exception as err:  # noqa: BLE001 - a broken config is one n/a, not a crash
-            unavailable[name] = na(f"could not build: {err}")
-            continue
-        if isinstance(detector, EnsembleDetector):
-            unavailable[name] = "not run: an ensemble of the other detectors"
-            continue
-        try:
-            detector.prepare()
-        except Exception as err:  # noqa: BLE001 - missing weights or library: n/a for this detector
-            unavailable[name] = na(str(err))
-            log.info("detector %s not available here: %s", name, err)
-            continue
-        ready[name] = detector
-    return ready, unavailable
-
-
-def detect_all(bgr: np.ndarray, sha: str, detectors: dict[str, Detector], caches: dict[str, DetectionCache],
-               rotations=(), merge_iou: float = 0.4, original: np.ndarray | None = None, margin: float = 0.0):
-    """({detector: its faces}, {detector: why it failed}) on one photo, upright and turned by
-    `rotations` (bench.detectors.detect_turned), from the cache when this photo was seen
-    before. A detector that fails here is reported; the others count.
-
-    `original` (the original photo, BGR): scan only windows around the pixels that differ
-    from it, `margin` wide, and take the detector's faces on the original elsewhere
-    (bench.detectors.changed; the detector's memo holds its calls on the original)."""
-    found, errors = {}, {}
-    for name, detector in detectors.items():
-        dets = caches[name].get(sha)
-        if dets is None:
-            try:
-                def scan(image, detector=detector):
-                    return detect_turned(detector, image, rotations, merge_iou)
-                dets = scan(bgr) if original is None else detect_changed(
-                    scan, bgr, original, scan(original), margin, native=detector.native_scale(*bgr.shape[:2]))
-            except Exception as err:  # noqa: BLE001 - one detector's bug must not hide the others' faces
-                errors[name] = f"{type(err).__name__}: {err}"
-                log.warning("%s failed on a photo (%s): its faces there are not counted", name, errors[name])
-                continue
-            caches[name].put(sha, dets)
-        found[name] = dets
-    return found, errors
-
-
-def check_photo(cfg, opts, photo: str, out: Path, sha: str, detectors, caches,
-                rotations=()) -> tuple[list[FoundFace], str, dict]:
+def check_photo(cfg, photo: str, out: Path, sha: str, scanner: LeakScan) -> tuple[list[FoundFace], str, dict]:
     """(faces found in the anonymized photo, photo status, {detector: error}). Never raises
-    on bad input. With leaks.scan_margin set, the detectors run only around the pixels the
-    anonymization changed (bench.detectors.changed)."""
+    on bad input. The faces are bench.leakscan's: every detector, upright and turned, merged."""
     max_pixels = int(cfg.faces.max_image_pixels)
     try:
         anonymized = load_photo(out, max_pixels).rgb
@@ -258,14 +199,8 @@ def check_photo(cfg, opts, photo: str, out: Path, sha: str, detectors, caches,
     if anonymized.shape != original.shape:
         return [], na(f"anonymized photo is {anonymized.shape[1]}x{anonymized.shape[0]}, "
                       f"the original {original.shape[1]}x{original.shape[0]}: no place to compare"), {}
-    margin, original_bgr, key = opts["scan_margin"], None, sha
-    if margin is not None:  # the scan depends on both photos: cached under both hashes
-        original_bgr = np.ascontiguousarray(original[:, :, ::-1])
-        key = hashlib.sha256(f"{sha}:{resultsio.sha256_file(dataset_root(cfg.dataset) / photo)}".encode()).hexdigest()
-    found, errors = detect_all(np.ascontiguousarray(anonymized[:, :, ::-1]), key, detectors, caches, rotations,
-                               float(opts["merge_iou"]), original_bgr, float(margin or 0))
-    merged = in_reading_order([d for d in merge_detections(split_turned(found), float(opts["merge_iou"]))
-                               if turned_consensus(d, int(opts["turned_min_detectors"]))])
+    original_sha = resultsio.sha256_file(dataset_root(cfg.dataset) / photo) if scanner.margin is not None else ""
+    merged, errors = scanner.faces(anonymized, original, sha, original_sha)
     min_size = float(cfg.faces.min_face_size)
     faces = []
     for index, det in enumerate(merged):
