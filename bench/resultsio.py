@@ -91,11 +91,21 @@ def write_npz(path, **arrays: np.ndarray) -> Path:
     return Path(path)
 
 
-def write_png(rgb: np.ndarray, path) -> Path:
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """The PNG file write_png writes for `rgb` ((H, W, 3) uint8), in memory: its sha256 is the
+    written file's (PIL's encoder is deterministic), so a photo's caches can be keyed before it is written."""
+    import io
+
     from PIL import Image
 
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_png(rgb: np.ndarray, path) -> Path:
     with atomic_path(path, suffix=".png") as tmp:
-        Image.fromarray(rgb).save(tmp, format="PNG")
+        Path(tmp).write_bytes(png_bytes(rgb))
     return Path(path)
 
 

@@ -17,8 +17,12 @@ from bench.stages import anonymize, faces
 @pytest.fixture
 def sample_cfg(cfg_factory, warm_caches):
     """The embedded sample's faces stage, its detections shared by the module's tests (only
-    generators are patched here)."""
+    generators are patched here). The last look through the leak check's detectors scans the
+    photo upright only (`leaks.rotations=[]`: the auditors' upright scans, already made), unless
+    a test names its own; the turned look is tested on its own below and in test_coverage.py."""
     def make(*overrides):
+        if not any(o.startswith("leaks.rotations=") for o in overrides):
+            overrides = (*overrides, "leaks.rotations=[]")
         cfg = cfg_factory(*overrides)
         faces.run(cfg)
         return cfg
@@ -177,11 +181,9 @@ def test_output_audit_on_windows_finds_what_the_whole_photo_scan_finds(sample_cf
     assert len(redetected) == len(expected[1])
 
 
-def test_leak_landmarks_gives_each_inventory_face_the_leak_check_faces_over_it(tmp_path):
+def test_leak_landmarks_gives_each_inventory_face_the_leak_check_faces_over_it():
     """The guards' last look uses the faces the leak check will find: each alignable face goes to
     the inventory face it overlaps most (at anonymize.redetect_iou), the others to none."""
-    from types import SimpleNamespace
-
     from omegaconf import OmegaConf
 
     from bench.detectors.base import Detection
@@ -190,10 +192,47 @@ def test_leak_landmarks_gives_each_inventory_face_the_leak_check_faces_over_it(t
         return Detection(np.array([x1, y1, x2, y2], np.float32), 0.9, np.full((5, 2), mark, np.float32), ("d",))
 
     found = [det(12, 12, 52, 52, 1), det(8, 10, 48, 50, 2), det(100, 100, 140, 140, 3), det(60, 10, 70, 20, 4)]
-    scanner = SimpleNamespace(margin=None, faces=lambda *args: (found, {}))
     group = pd.DataFrame({"x1": [10.0, 55.0], "y1": [10.0, 10.0], "x2": [50.0, 95.0], "y2": [50.0, 50.0]})
     cfg = OmegaConf.create({"anonymize": {"redetect_iou": 0.3}, "faces": {"min_face_size": 20}})
-    result = tmp_path / "r.png"
-    result.write_bytes(b"x")
-    out = anonymize.leak_landmarks(cfg, scanner, None, None, result, result, group)
+    out = anonymize.leak_landmarks(cfg, found, group)
     assert [[int(lm[0, 0]) for lm in face] for face in out] == [[1, 2], []]  # 3: nowhere; 4: under 20 px
+
+
+def test_a_face_only_the_leak_check_finds_unchanged_is_covered_and_its_scans_are_reused(sample_cfg, monkeypatch):
+    """The last look includes the leak check's own scan (every detector, turned too): a face it
+    finds with unchanged pixels (here a made-up one on the background, as a detector finds on a
+    turned photo only) is covered and listed with the detectors that found it; the leaks stage
+    then reads the anonymize stage's scans of the published photo instead of scanning again."""
+    from bench import leakscan
+    from bench.detectors.base import Detection
+    from bench.stages import leaks
+
+    x1, y1 = 120, 570  # a textured patch of the sample's background, away from its faces
+    extra = Detection(np.array([x1, y1, x1 + 60, y1 + 60], np.float32), 0.8, np.array(
+        [[15, 20], [45, 20], [30, 32], [18, 46], [42, 46]], np.float32) + [x1, y1], ("scrfd@turned", "yunet@turned"))
+    patch = np.s_[y1:y1 + 60, x1:x1 + 60]
+    real_faces = leakscan.LeakScan.faces
+
+    def faces(self, anonymized, original, sha, original_sha=""):
+        found, errors = real_faces(self, anonymized, original, sha, original_sha)
+        unchanged = np.abs(anonymized[patch].astype(int) - original[patch]).mean() < 1
+        return found + ([extra] if unchanged else []), errors
+
+    monkeypatch.setattr(leakscan.LeakScan, "faces", faces)
+    cfg = sample_cfg("generator=pixelate", "leaks.detectors=[yunet,scrfd]")
+    inventory = pd.read_parquet(Cell.from_config(cfg).dataset_dir / "faces.parquet")
+    assert ((inventory.x2 < x1) | (inventory.x1 > x1 + 60) | (inventory.y2 < y1) | (inventory.y1 > y1 + 60)).all()
+    cell = anonymize.run(cfg)
+    photos = pd.read_csv(cell.photo_table)
+    assert photos.audit_found.sum() == photos.audit_covered.sum() >= 1 and photos.left_real.sum() == 0
+    failures = pd.read_csv(cell.failures).fillna("")
+    assert failures[failures.stage == "audit"].reason.str.contains("scrfd@turned, yunet@turned").any()
+    result = np.asarray(Image.open(cell.photos / "t1.jpg.png"))
+    original = np.asarray(Image.open(f"{cfg.dataset.path}/t1.jpg").convert("RGB"))
+    assert np.abs(result[patch].astype(int) - original[patch]).mean() >= 1
+
+    monkeypatch.setattr(leakscan.LeakScan, "faces", real_faces)
+    calls = []
+    monkeypatch.setattr(leakscan, "detect_turned", lambda *a, **k: calls.append(a) or [])
+    leaks.run(cfg)
+    assert calls == []  # every scan of the published photo came from the anonymize stage's cache

@@ -17,6 +17,8 @@ from bench.stages import anonymize, faces, leaks
 # plain 640x360 canvas: at the left border (half cut off), tiny (16 px), "profile" (squeezed
 # to a third of its width, as a turned head is narrow), and one the inventory will miss.
 CANVAS = (360, 640)
+# The leak check's detectors here (and so the anonymize stage's look through them): the stub only.
+LEAKS = ("leaks.detectors=[yunet]", "leaks.rotations=[]")
 
 
 def _t1():
@@ -68,7 +70,8 @@ def test_border_tiny_profile_and_missed_faces_are_all_covered(cfg_factory, scene
     monkeypatch.setattr("bench.detectors.yunet.YunetDetector._load", lambda self: None)
     monkeypatch.setattr("bench.detectors.yunet.YunetDetector._detect", _stub(boxes, list(boxes)))
     overrides = ("dataset=folder", f"dataset.path={folder}", "dataset.name=scene", "detector=dlib_hog",
-                 "generator=blur", "anonymize.audit_detectors=[yunet]", "anonymize.audit_rotations=[]")
+                 "generator=blur", "anonymize.audit_detectors=[yunet]", "anonymize.audit_rotations=[]",
+                 *LEAKS)
     cfg = cfg_factory(*overrides)
     faces.run(cfg)
     inventory = pd.read_parquet(faces.outputs(cfg).faces)
@@ -83,7 +86,7 @@ def test_border_tiny_profile_and_missed_faces_are_all_covered(cfg_factory, scene
     assert photos.loc[0, "faces"] == 3 and photos.loc[0, "audit_found"] == 1
     assert photos.loc[0, "audit_covered"] == 1 and photos.loc[0, "left_real"] == 0
     # and the leak check (the stubbed detector finds all four faces in the output) finds none
-    leaks.run(cfg_factory(*overrides, "leaks.detectors=[yunet]", "leaks.rotations=[]", "recognizers=[dlib]"))
+    leaks.run(cfg_factory(*overrides, "recognizers=[dlib]"))
     metrics = json.loads(cell.metrics.read_text())["leaks"]
     assert metrics["faces_found"] == 4 and metrics["unchanged_faces"] == 0
     assert metrics["per_recognizer"]["dlib"]["leaks"] == 0
@@ -96,7 +99,8 @@ def test_photo_where_the_inventory_finds_nothing_is_audited_and_covered(cfg_fact
     monkeypatch.setattr("bench.detectors.yunet.YunetDetector._load", lambda self: None)
     monkeypatch.setattr("bench.detectors.yunet.YunetDetector._detect", _stub(boxes, list(boxes)))
     cfg = cfg_factory("dataset=folder", f"dataset.path={folder}", "dataset.name=masked", "detector=dlib_hog",
-                      "generator=faceswap", "anonymize.audit_detectors=[yunet]", "anonymize.audit_rotations=[]")
+                      "generator=faceswap", "anonymize.audit_detectors=[yunet]", "anonymize.audit_rotations=[]",
+                      *LEAKS)
     faces.run(cfg)
     assert len(pd.read_parquet(faces.outputs(cfg).faces)) == 0
     cell = anonymize.run(cfg)  # no face in the inventory: no targets needed, the audit still runs
@@ -123,7 +127,8 @@ def test_face_that_turns_up_only_in_the_anonymized_photo_is_covered(cfg_factory,
     monkeypatch.setattr("bench.detectors.yunet.YunetDetector._load", lambda self: None)
     monkeypatch.setattr("bench.detectors.yunet.YunetDetector._detect", flaky)
     cfg = cfg_factory("dataset=folder", f"dataset.path={folder}", "dataset.name=flaky", "detector=dlib_hog",
-                      "generator=blur", "anonymize.audit_detectors=[yunet]", "anonymize.audit_rotations=[]")
+                      "generator=blur", "anonymize.audit_detectors=[yunet]", "anonymize.audit_rotations=[]",
+                      *LEAKS)
     faces.run(cfg)
     cell = anonymize.run(cfg)
     failures = pd.read_csv(cell.failures, keep_default_na=False)

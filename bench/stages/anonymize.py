@@ -100,7 +100,7 @@ def run(cfg: DictConfig) -> Cell:
     detector: Detector = memoize(DETECTORS.build(cfg.detector, name=cfg.choices.detector), cfg.detector, cfg.results_dir)
     detector.prepare()
     auditors = build_auditors(cfg)
-    scanner = LeakScan.from_config(cfg) if guard is not None and guard.active else None
+    scanner = LeakScan.from_config(cfg) if int(cfg.anonymize.output_audit_rounds) else None
 
     pairs, result_faces, failures, photo_rows = [], [], [], []
     by_photo = {photo: group for photo, group in faces.groupby("photo", sort=True)}
@@ -248,19 +248,29 @@ def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: p
         image, status = cover_missed_face(image, det, cover)
         audit_status.append(status)
         rec["failures"].append(failure(photo, "", "audit", status))
-    image, found = audit_output(cfg, photo, group, missed, original, image, cover, detector, auditors, audit_status, rec)
-    resultsio.write_png(image, result_path)
-    # The guards look where the leak check will: each fake at the landmarks its detectors find on
-    # the published photo (bench.leakscan, whose scans the leak check then reads from the cache).
-    while scanner is not None and guard is not None and guard.active and generator.uses_target:
-        landmarks = leak_landmarks(cfg, scanner, image, original, result_path, path, group)
+    # The last look includes the leak check's own (bench.leakscan: every detector, upright and
+    # turned): a face it would find unchanged is covered here. Its scans are cached under the
+    # published photo's hash, so the leaks stage reads them instead of scanning again.
+    leak_scan = None
+    if scanner is not None:
+        original_sha = resultsio.sha256_file(path) if scanner.margin is not None else ""
+
+        def leak_scan(rgb: np.ndarray) -> list[Detection]:
+            return scanner.faces(rgb, original, hashlib.sha256(resultsio.png_bytes(rgb)).hexdigest(), original_sha)[0]
+    counted: list = []
+    image, found = audit_output(cfg, photo, group, missed, original, image, cover, detector, auditors, audit_status,
+                                rec, leak_scan, counted)
+    # The guards look where the leak check will: each fake at the landmarks of the faces the
+    # leak check finds over it on the photo as published; a face covered then means another look.
+    while leak_scan is not None and guard is not None and guard.active and generator.uses_target:
+        landmarks = leak_landmarks(cfg, leak_scan(image), group)
         image, changed = recheck_photo(image, original, rows, outcomes, statuses, guard, landmarks)
         if not changed:
             break
         rec["pairs"] = [pair_row(cfg, cell, *face) for face in zip(rows, chosen, statuses, outcomes)]
         image, found = audit_output(cfg, photo, group, missed, original, image, cover, detector, auditors,
-                                    audit_status, rec)
-        resultsio.write_png(image, result_path)
+                                    audit_status, rec, leak_scan, counted)
+    resultsio.write_png(image, result_path)
     for row, outcome, status in zip(rows, outcomes, statuses):
         if outcome.stop in (STOP_STILL_VERIFIED, STOP_STILL_IDENTIFIED):
             last = outcome.why[-1] if outcome.why else "no check"
@@ -274,14 +284,11 @@ def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: p
     return rec
 
 
-def leak_landmarks(cfg, scanner: LeakScan, image: np.ndarray, original: np.ndarray, result_path: Path,
-                   original_path: Path, group: pd.DataFrame) -> list[list[np.ndarray]]:
-    """Per inventory face of `group` (in order), the (5, 2) landmarks of each face the leak check
-    finds on the published photo (`result_path`, holding `image`) over it: the alignable faces
+def leak_landmarks(cfg, dets: list[Detection], group: pd.DataFrame) -> list[list[np.ndarray]]:
+    """Per inventory face of `group` (in order), the (5, 2) landmarks of each face of `dets` (the
+    leak check's faces on the photo as published) over it: the alignable faces
     (faces.min_face_size) whose box overlaps its box at anonymize.redetect_iou or more, each
     given to the inventory face it overlaps most (as the leak check's treatment)."""
-    dets, _ = scanner.faces(image, original, resultsio.sha256_file(result_path),
-                            resultsio.sha256_file(original_path) if scanner.margin is not None else "")
     out: list[list[np.ndarray]] = [[] for _ in range(len(group))]
     boxes = group[["x1", "y1", "x2", "y2"]].to_numpy(np.float32).reshape(-1, 4)
     min_iou, min_size = float(cfg.anonymize.redetect_iou), float(cfg.faces.min_face_size)
@@ -297,12 +304,14 @@ def leak_landmarks(cfg, scanner: LeakScan, image: np.ndarray, original: np.ndarr
 def audit_output(cfg, photo: str, group: pd.DataFrame, missed: list[Detection], original: np.ndarray,
                  image: np.ndarray, cover: Generator | None,
                  detector: Detector, auditors: list[Auditor], audit_status: list[str],
-                 rec: dict) -> tuple[np.ndarray, list[Detection]]:
-    """The last look: the inventory detector and the auditors run on the anonymized photo;
+                 rec: dict, leak_scan=None, counted: list | None = None) -> tuple[np.ndarray, list[Detection]]:
+    """The last look: the inventory detector and the auditors run on the anonymized photo, and
+    `leak_scan` (RGB image -> the leak check's faces on it, bench.leakscan; None: not run);
     a face they find whose pixels are unchanged from the original (`unchanged_max_diff`) is
     one every detector missed on the original (a score just under its threshold, a face in a
-    crowd) or one nothing covered: it is covered too. Repeated up to
-    `anonymize.output_audit_rounds` times while such faces turn up.
+    crowd, a face found only on the photo turned) or one nothing covered: it is covered too.
+    Repeated up to `anonymize.output_audit_rounds` times while such faces turn up. `counted`:
+    boxes of the faces an earlier call left real (extended in place), not counted twice.
 
     Returns:
         (the final image, the inventory detector's faces on it: the re-detection's input).
@@ -315,11 +324,18 @@ def audit_output(cfg, photo: str, group: pd.DataFrame, missed: list[Detection], 
     known_real = [np.array([row.x1, row.y1, row.x2, row.y2], np.float32)
                   for row, pair in zip(group.itertuples(), rec["pairs"]) if is_left_real(pair["status"])]
     known_real += [np.asarray(det.box, np.float32) for det, status in zip(missed, audit_status) if is_left_real(status)]
+    counted = [] if counted is None else counted
+    known_real += counted
     scan = output_scan(cfg, original)
     found = scan(detector, image)
     for _ in range(int(cfg.anonymize.output_audit_rounds)):
-        candidates = {detector.name: found, **{a.name: scan(a.detector, image) for a in auditors}}
-        new = [d for d in merge_detections(candidates, min_iou)
+        candidates = merge_detections({detector.name: found, **{a.name: scan(a.detector, image) for a in auditors}},
+                                      min_iou)
+        for det in leak_scan(image) if leak_scan is not None else []:  # found_by: the leak check's detectors
+            known = np.array([d.box for d in candidates], np.float32).reshape(-1, 4)
+            if not (len(known) and iou_matrix(np.asarray(det.box, np.float32)[None], known).max() >= min_iou):
+                candidates.append(det)
+        new = [d for d in candidates
                if not_covered(d.box, image, original, swapped, max_diff, min_fraction, min_iou)
                and not (known_real and iou_matrix(d.box[None], np.array(known_real)).max() >= min_iou)]
         if not new:
@@ -330,6 +346,7 @@ def audit_output(cfg, photo: str, group: pd.DataFrame, missed: list[Detection], 
                 status = f"{LEFT_REAL}: {status} left its pixels unchanged"
             if is_left_real(status):
                 known_real.append(np.asarray(det.box, np.float32))
+                counted.append(known_real[-1])
             audit_status.append(status)
             rec["failures"].append(failure(photo, "", "audit", status))
         found = scan(detector, image)
