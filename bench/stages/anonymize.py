@@ -286,18 +286,23 @@ def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: p
 
 def leak_landmarks(cfg, dets: list[Detection], group: pd.DataFrame) -> list[list[np.ndarray]]:
     """Per inventory face of `group` (in order), the (5, 2) landmarks of each face of `dets` (the
-    leak check's faces on the photo as published) over it: the alignable faces
-    (faces.min_face_size) whose box overlaps its box at anonymize.redetect_iou or more, each
-    given to the inventory face it overlaps most (as the leak check's treatment)."""
+    leak check's faces on the photo as published) over it: each alignable face
+    (faces.min_face_size) goes to the inventory face it overlaps most among those whose box
+    it overlaps at anonymize.redetect_iou or more (as the leak check's treatment) or holds its
+    nose point (a box drawn much larger or smaller around the same face)."""
     out: list[list[np.ndarray]] = [[] for _ in range(len(group))]
     boxes = group[["x1", "y1", "x2", "y2"]].to_numpy(np.float32).reshape(-1, 4)
     min_iou, min_size = float(cfg.anonymize.redetect_iou), float(cfg.faces.min_face_size)
     for det in dets:
         if det.size < min_size or not len(boxes):
             continue
+        landmarks = np.asarray(det.landmarks, np.float32).reshape(5, 2)
+        nose_x, nose_y = landmarks[2]
         overlap = iou_matrix(np.asarray(det.box, np.float32)[None], boxes)[0]
-        if overlap.max() >= min_iou:
-            out[int(overlap.argmax())].append(np.asarray(det.landmarks, np.float32).reshape(5, 2))
+        holds = (boxes[:, 0] <= nose_x) & (nose_x <= boxes[:, 2]) & (boxes[:, 1] <= nose_y) & (nose_y <= boxes[:, 3])
+        eligible = (overlap >= min_iou) | (holds & (overlap > 0))
+        if eligible.any():
+            out[int(np.where(eligible, overlap, -1.0).argmax())].append(landmarks)
     return out
 
 
