@@ -472,8 +472,8 @@ def _face(row):
 
 
 def recheck_photo(image: np.ndarray, original: np.ndarray, rows: list, outcomes: list[GuardOutcome],
-                  statuses: list[str], guard: "Guard | None", found: list[list] | None = None
-                  ) -> tuple[np.ndarray, list[int]]:
+                  statuses: list[str], guard: "Guard | None", found: list[list] | None = None,
+                  cover: bool = True) -> tuple[np.ndarray, list[int]]:
     """The last check, on the finished photo: a neighbour's swap or cover can reach into a face's
     crop after its own check, so each face that passed is checked again on `image` (every face
     replaced); one a guard now verifies or identifies is covered by `guard.fallback`
@@ -483,15 +483,20 @@ def recheck_photo(image: np.ndarray, original: np.ndarray, rows: list, outcomes:
     With `found`, each face is also checked at the landmarks of the faces the leak check finds
     over it on `image` (bench.leakscan; the leak check aligns the fake and the original at the
     landmarks it finds, which can differ from the source's): the crops the leak check's guards
-    will judge. A face the guard fallback covered is checked there too, and counted as still
-    verified (or identified) where a guard is; nothing stronger covers it.
+    will judge. Where a guard flags the face there, it is covered at its own box and, if that
+    is not enough (a box drawn around the mosaic takes in hair and background that no cover
+    touched), at the box the leak check found; a face the guard fallback had covered is
+    covered there too.
 
     Args:
         image, original: (H, W, 3) uint8 RGB, the finished and the original photo.
         rows, outcomes, statuses: per face of the photo, its inventory row, its GuardOutcome
             (updated in place) and status (replaced in place when covered).
         guard: the run's Guard (None or inactive: nothing to do).
-        found: per face, the (5, 2) landmark sets to check it at besides its own; None: its own only.
+        found: per face, the leak check's faces over it (each with `box` (4,) and `landmarks`
+            (5, 2)), checked besides its own landmarks; None: its own only.
+        cover: False: a flagged face is not covered, only counted (STOP_STILL_*): the last
+            pass, when the caller will look no more.
 
     Returns:
         (the photo, indices of the faces whose status or outcome changed).
@@ -502,8 +507,8 @@ def recheck_photo(image: np.ndarray, original: np.ndarray, rows: list, outcomes:
     if guard is None or not guard.active:
         return image, changed
     for i, (row, outcome) in enumerate(zip(rows, outcomes)):
-        own = np.asarray(row.landmarks, np.float32).reshape(5, 2)
-        extra = [np.asarray(lm, np.float32).reshape(5, 2) for lm in (found[i] if found is not None else [])]
+        own = _face(row)
+        extra = [_as_face(d) for d in (found[i] if found is not None else [])]
         if outcome.stop == STOP_PASSED:
             places = [own, *extra]
         elif outcome.stop == STOP_FALLBACK:
@@ -511,33 +516,40 @@ def recheck_photo(image: np.ndarray, original: np.ndarray, rows: list, outcomes:
         else:
             continue
         owner = str(getattr(row, "face_id", ""))
-        verdict, where = None, ""
-        for k, landmarks in enumerate(places):
-            verdict = guard.judge(guard.embed(original, landmarks), guard.embed(image, landmarks), owner)
+        verdict, place = None, None
+        for place in places:
+            verdict = guard.judge(guard.embed(original, place.landmarks), guard.embed(image, place.landmarks), owner)
             if verdict.flagged:
-                where = "on the finished photo" if k == 0 and outcome.stop == STOP_PASSED else \
-                    "on the finished photo, at the landmarks the leak check finds"
                 break
         if verdict is None or not verdict.flagged:
             continue
         changed.append(i)
         outcome.note(verdict)
-        if outcome.stop == STOP_FALLBACK:  # already covered: counted, never silent
+        where = "on the finished photo" if place is own else "on the finished photo, at the landmarks the leak check finds"
+        why = f"guard: {verdict.why()} {where}"
+        fallback = guard.cover() if cover else None
+        if fallback is None:
             outcome.stop = outcome.still_stop()
             continue
-        why = f"guard: {verdict.why()} {where}"
-        outcome.stop = outcome.still_stop()
-        cover = guard.cover()
-        if cover is None:
-            continue
-        face = _face(row)
-        try:
-            covered = cover.swap(image, face, image, face)
-        except Exception as err:  # noqa: BLE001 - keep the fake, counted as still verified
-            log.warning("guard fallback %s failed on %s: %s", cover.name, getattr(row, "face_id", "a face"), err)
-            continue
-        image = covered
-        statuses[i] = fallback_status(cover.name, why)
-        outcome.note(guard.judge(guard.embed(original, landmarks), guard.embed(image, landmarks), owner))
-        outcome.stop = outcome.still_stop() if outcome.flagged else STOP_FALLBACK
+        # the face's own box first (a face that passed), then the box the leak check drew
+        for box in ([own] if outcome.stop == STOP_PASSED else []) + ([place] if place is not own else []):
+            try:
+                image = fallback.swap(image, box, image, box)
+            except Exception as err:  # noqa: BLE001 - keep what there is, counted as still flagged
+                log.warning("guard fallback %s failed on %s: %s", fallback.name, getattr(row, "face_id", "a face"), err)
+                break
+            if outcome.stop == STOP_PASSED:
+                statuses[i] = fallback_status(fallback.name, why)
+            outcome.stop = STOP_FALLBACK
+            outcome.note(guard.judge(guard.embed(original, place.landmarks), guard.embed(image, place.landmarks), owner))
+            if not outcome.flagged:
+                break
+        if outcome.flagged:
+            outcome.stop = outcome.still_stop()
     return image, changed
+
+
+def _as_face(det):
+    from bench.generators.base import Face
+
+    return Face(box=np.asarray(det.box, np.float32), landmarks=np.asarray(det.landmarks, np.float32).reshape(5, 2))

@@ -39,11 +39,17 @@ from bench.registry import DETECTORS
 log = logging.getLogger(__name__)
 
 
-def available_detectors(cfg: DictConfig, names=None) -> tuple[dict[str, Detector], dict[str, str]]:
+def available_detectors(cfg: DictConfig, names=None, prepared: dict | None = None
+                        ) -> tuple[dict[str, Detector], dict[str, str]]:
     """({name: prepared detector}, {name: why not}) over `names` (default: conf/detector/),
-    ensembles left out (recognised by their class: an ensemble only repeats its members' faces)."""
+    ensembles left out (recognised by their class: an ensemble only repeats its members' faces).
+    `prepared`: {name: a detector of the same name already built from `cfg` and prepared}, used
+    as it is (the anonymize stage's auditors: each model loaded once)."""
     ready, unavailable = {}, {}
     for name in (sorted(str(n) for n in names) if names else DETECTORS.names()):
+        if prepared and name in prepared:
+            ready[name] = prepared[name]
+            continue
         try:
             detector = build_detector(name, cfg)
         except Exception as err:  # noqa: BLE001 - a broken config is one n/a, not a crash
@@ -102,11 +108,11 @@ class LeakScan:
     margin: float | None
 
     @classmethod
-    def from_config(cls, cfg: DictConfig) -> "LeakScan":
+    def from_config(cls, cfg: DictConfig, prepared: dict | None = None) -> "LeakScan":
         """Builds and prepares every detector of `leaks.detectors` that can run here (the
-        others are in `unavailable` with the reason)."""
+        others are in `unavailable` with the reason); `prepared`: as available_detectors."""
         opts = cfg.leaks
-        detectors, unavailable = available_detectors(cfg, opts.detectors)
+        detectors, unavailable = available_detectors(cfg, opts.detectors, prepared)
         rotations = [int(r) for r in opts.rotations or []]
         margin = None if opts.scan_margin is None else float(opts.scan_margin)
         merge_iou = float(opts.merge_iou)

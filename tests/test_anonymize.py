@@ -181,7 +181,7 @@ def test_output_audit_on_windows_finds_what_the_whole_photo_scan_finds(sample_cf
     assert len(redetected) == len(expected[1])
 
 
-def test_leak_landmarks_gives_each_inventory_face_the_leak_check_faces_over_it():
+def test_faces_over_gives_each_inventory_face_the_leak_check_faces_over_it():
     """The guards' last look uses the faces the leak check will find: each alignable face goes to
     the inventory face it overlaps most (at anonymize.redetect_iou, or holding its nose point), the others to none."""
     from omegaconf import OmegaConf
@@ -195,10 +195,10 @@ def test_leak_landmarks_gives_each_inventory_face_the_leak_check_faces_over_it()
              det(-30, -30, 90, 90, 30), det(45, 0, 140, 60, 80)]  # 5: nose at (30, 30) in face 0; 6: nowhere near
     group = pd.DataFrame({"x1": [10.0, 55.0], "y1": [10.0, 10.0], "x2": [50.0, 95.0], "y2": [50.0, 50.0]})
     cfg = OmegaConf.create({"anonymize": {"redetect_iou": 0.3}, "faces": {"min_face_size": 20}})
-    out = anonymize.leak_landmarks(cfg, found, group)
+    out = anonymize.faces_over(cfg, found, group)
     # 3: overlaps nothing; 4: under 20 px; 5: a box much larger than face 0 but its nose in it;
     # 6: overlaps face 1 a little (IoU < 0.3) with its nose outside it
-    assert [[int(lm[0, 0]) for lm in face] for face in out] == [[1, 2, 30], []]
+    assert [[int(d.landmarks[0, 0]) for d in face] for face in out] == [[1, 2, 30], []]
 
 
 def test_a_face_only_the_leak_check_finds_unchanged_is_covered_and_its_scans_are_reused(sample_cfg, monkeypatch):

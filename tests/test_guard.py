@@ -184,29 +184,58 @@ class SpotGuard(FakeGuard):
 def test_the_finished_photo_is_checked_at_the_landmarks_the_leak_check_finds():
     """The leak check aligns a fake at the landmarks its detectors find on the published photo,
     not at the source's: a fake the guards pass at the source's landmarks but verify there is
-    covered; a face already covered and still verified there is counted, never silent."""
+    covered; a covered face still verified there is covered again at the leak check's box, and
+    counted when that is not enough, or when the caller's last pass covers nothing."""
     from bench.guard import recheck_photo
 
     finished = PHOTO.copy()
     finished[10:50, 10:50] = 5
     finished[44:47, 44:47] = 7  # the owner shows under the leak check's nose point only
-    leak_points = np.array([[25, 30], [45, 30], [45, 45], [27, 47], [43, 47]], np.float32)
+    leak = SimpleNamespace(box=np.array([25, 25, 60, 60], np.float32),
+                           landmarks=np.array([[25, 30], [45, 30], [45, 45], [27, 47], [43, 47]], np.float32))
     passed = GuardOutcome(tries=1, targets=["t10"], stop=STOP_PASSED)
     statuses = [SWAPPED]
     out, changed = recheck_photo(finished, PHOTO, [ROW], [passed], statuses, SpotGuard(owner_like={7}), [[]])
     assert changed == [] and passed.stop == STOP_PASSED and out is finished  # its own landmarks: passed
-    out, changed = recheck_photo(finished, PHOTO, [ROW], [passed], statuses, SpotGuard(owner_like={7}), [[leak_points]])
+    out, changed = recheck_photo(finished, PHOTO, [ROW], [passed], statuses, SpotGuard(owner_like={7}), [[leak]])
     assert changed == [0] and passed.stop == STOP_FALLBACK and out[45, 45, 0] == 255
     assert is_fallback(statuses[0]) and "landmarks the leak check finds" in statuses[0]
 
+    # the owner shows outside the face's own box, under the leak check's nose point
+    beyond = finished.copy()
+    beyond[10:50, 10:50] = 255  # the guard fallback's mosaic over the face's own box
+    leak_out = SimpleNamespace(box=np.array([40, 40, 62, 62], np.float32),
+                               landmarks=np.array([[42, 45], [58, 45], [55, 55], [44, 58], [56, 58]], np.float32))
+    beyond[54:57, 54:57] = 7
     covered = GuardOutcome(tries=3, targets=["t10", "t20", "t30"], stop=STOP_FALLBACK)
     statuses = ["fallback mosaic: guard: verified by g1 after 3 tries"]
-    out, changed = recheck_photo(finished, PHOTO, [ROW], [covered], statuses, SpotGuard(owner_like={7}),
-                                 [[leak_points]])
-    assert changed == [0] and covered.stop == STOP_STILL_VERIFIED and out is finished
-    assert covered.verified_by == ["g1"] and statuses[0].startswith("fallback mosaic")
-    # counted once: the next round leaves a face already counted alone
-    assert recheck_photo(finished, PHOTO, [ROW], [covered], statuses, SpotGuard(owner_like={7}), [[leak_points]])[1] == []
+    big = BoxMosaic()
+    guard = SpotGuard(owner_like={7})
+    guard._cover = big
+    out, changed = recheck_photo(beyond, PHOTO, [ROW], [covered], statuses, guard, [[leak_out]])
+    assert changed == [0] and covered.stop == STOP_FALLBACK and out[55, 55, 0] == 255 and big.boxes == [[40, 40, 62, 62]]
+    assert statuses[0].startswith("fallback mosaic") and covered.why[-1] == "verified by g1"
+    # nothing to cover with (or the caller's last pass): counted, never silent, and only once
+    again = GuardOutcome(tries=3, targets=["t10", "t20", "t30"], stop=STOP_FALLBACK)
+    out, changed = recheck_photo(beyond, PHOTO, [ROW], [again], statuses, guard, [[leak_out]], cover=False)
+    assert changed == [0] and again.stop == STOP_STILL_VERIFIED and out is beyond
+    assert recheck_photo(beyond, PHOTO, [ROW], [again], statuses, guard, [[leak_out]], cover=False)[1] == []
+
+
+class BoxMosaic:
+    """A cover that paints whatever box it is given (the guard fallback at the leak check's box)."""
+
+    name, uses_target = "mosaic", False
+
+    def __init__(self):
+        self.boxes = []
+
+    def swap(self, photo, face, target, target_face):
+        x1, y1, x2, y2 = (int(v) for v in face.box)
+        self.boxes.append([x1, y1, x2, y2])
+        out = photo.copy()
+        out[y1:y2, x1:x2] = 255
+        return out
 
 
 # ---- the identification check (guard.max_owner_rank) -----------------------------------------

@@ -100,7 +100,8 @@ def run(cfg: DictConfig) -> Cell:
     detector: Detector = memoize(DETECTORS.build(cfg.detector, name=cfg.choices.detector), cfg.detector, cfg.results_dir)
     detector.prepare()
     auditors = build_auditors(cfg)
-    scanner = LeakScan.from_config(cfg) if int(cfg.anonymize.output_audit_rounds) else None
+    scanner = (LeakScan.from_config(cfg, {a.name: a.detector for a in auditors})
+               if int(cfg.anonymize.output_audit_rounds) else None)
 
     pairs, result_faces, failures, photo_rows = [], [], [], []
     by_photo = {photo: group for photo, group in faces.groupby("photo", sort=True)}
@@ -261,10 +262,12 @@ def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: p
     image, found = audit_output(cfg, photo, group, missed, original, image, cover, detector, auditors, audit_status,
                                 rec, leak_scan, counted)
     # The guards look where the leak check will: each fake at the landmarks of the faces the
-    # leak check finds over it on the photo as published; a face covered then means another look.
-    while leak_scan is not None and guard is not None and guard.active and generator.uses_target:
-        landmarks = leak_landmarks(cfg, leak_scan(image), group)
-        image, changed = recheck_photo(image, original, rows, outcomes, statuses, guard, landmarks)
+    # leak check finds over it on the photo as published; a face covered then means another
+    # look, and after `anonymize.output_audit_rounds` covering looks a last one only counts.
+    looks = int(cfg.anonymize.output_audit_rounds)
+    for look in range(looks + 1) if leak_scan is not None and guard is not None and generator.uses_target else ():
+        image, changed = recheck_photo(image, original, rows, outcomes, statuses, guard,
+                                       faces_over(cfg, leak_scan(image), group), cover=look < looks)
         if not changed:
             break
         rec["pairs"] = [pair_row(cfg, cell, *face) for face in zip(rows, chosen, statuses, outcomes)]
@@ -284,25 +287,24 @@ def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: p
     return rec
 
 
-def leak_landmarks(cfg, dets: list[Detection], group: pd.DataFrame) -> list[list[np.ndarray]]:
-    """Per inventory face of `group` (in order), the (5, 2) landmarks of each face of `dets` (the
-    leak check's faces on the photo as published) over it: each alignable face
-    (faces.min_face_size) goes to the inventory face it overlaps most among those whose box
-    it overlaps at anonymize.redetect_iou or more (as the leak check's treatment) or holds its
-    nose point (a box drawn much larger or smaller around the same face)."""
-    out: list[list[np.ndarray]] = [[] for _ in range(len(group))]
+def faces_over(cfg, dets: list[Detection], group: pd.DataFrame) -> list[list[Detection]]:
+    """Per inventory face of `group` (in order), the faces of `dets` (the leak check's faces on
+    the photo as published) over it: each alignable face (faces.min_face_size) goes to the
+    inventory face it overlaps most among those whose box it overlaps at
+    anonymize.redetect_iou or more (as the leak check's treatment) or that hold its nose
+    point (a box drawn much larger or smaller around the same face)."""
+    out: list[list[Detection]] = [[] for _ in range(len(group))]
     boxes = group[["x1", "y1", "x2", "y2"]].to_numpy(np.float32).reshape(-1, 4)
     min_iou, min_size = float(cfg.anonymize.redetect_iou), float(cfg.faces.min_face_size)
     for det in dets:
         if det.size < min_size or not len(boxes):
             continue
-        landmarks = np.asarray(det.landmarks, np.float32).reshape(5, 2)
-        nose_x, nose_y = landmarks[2]
+        nose_x, nose_y = np.asarray(det.landmarks, np.float32).reshape(5, 2)[2]
         overlap = iou_matrix(np.asarray(det.box, np.float32)[None], boxes)[0]
         holds = (boxes[:, 0] <= nose_x) & (nose_x <= boxes[:, 2]) & (boxes[:, 1] <= nose_y) & (nose_y <= boxes[:, 3])
         eligible = (overlap >= min_iou) | (holds & (overlap > 0))
         if eligible.any():
-            out[int(np.where(eligible, overlap, -1.0).argmax())].append(landmarks)
+            out[int(np.where(eligible, overlap, -1.0).argmax())].append(det)
     return out
 
 
