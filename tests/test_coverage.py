@@ -150,7 +150,7 @@ def test_upside_down_faces_are_found_by_the_turned_audit_and_covered(cfg_factory
     t1 = _t1()
     Image.fromarray(np.ascontiguousarray(t1[::-1, ::-1])).save(folder / "upside_down.png")  # no EXIF to undo it
     cfg = cfg_factory("dataset=folder", f"dataset.path={folder}", "dataset.name=turned", "detector=dlib_hog",
-                      "generator=blur", "anonymize.audit_detectors=[yunet,scrfd]")
+                      "generator=blur", "anonymize.audit_detectors=[yunet,scrfd]", "leaks.detectors=[yunet,scrfd]")
     faces.run(cfg)
     assert len(pd.read_parquet(faces.outputs(cfg).faces)) < 6  # the upright detector misses them
     cell = anonymize.run(cfg)
