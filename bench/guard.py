@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 from omegaconf import DictConfig
@@ -465,10 +466,8 @@ def replace_guarded(image: np.ndarray, original: np.ndarray, row, target, genera
 
 
 def _face(row):
-    from bench.generators.base import Face
-
-    return Face(box=np.array([row.x1, row.y1, row.x2, row.y2], np.float32),
-                landmarks=np.asarray(row.landmarks, np.float32).reshape(5, 2))
+    """An inventory row as a generator's Face."""
+    return _as_face(SimpleNamespace(box=[row.x1, row.y1, row.x2, row.y2], landmarks=row.landmarks))
 
 
 def recheck_photo(image: np.ndarray, original: np.ndarray, rows: list, outcomes: list[GuardOutcome],
@@ -550,6 +549,7 @@ def recheck_photo(image: np.ndarray, original: np.ndarray, rows: list, outcomes:
 
 
 def _as_face(det):
+    """Anything with `box` (4,) and `landmarks` (10 or (5, 2)) as a generator's Face."""
     from bench.generators.base import Face
 
     return Face(box=np.asarray(det.box, np.float32), landmarks=np.asarray(det.landmarks, np.float32).reshape(5, 2))
