@@ -155,16 +155,19 @@ def embed_many(recognizers, faces: pd.DataFrame, photo_root: Path, cfg: DictConf
                                  columns=["face_id", "status", "embedding"]) for r in recognizers}
 
 
-def embed_crops(recognizer: Recognizer, crops: list[np.ndarray], cfg: DictConfig) -> list[tuple[str, np.ndarray]]:
+def embed_crops(recognizer: Recognizer, crops: list[np.ndarray], cfg: DictConfig,
+                cache: "EmbeddingCache | None" = None) -> list[tuple[str, np.ndarray]]:
     """(status, embedding) of each aligned crop ((input_size, input_size, 3) uint8 RGB) held
     in memory, through the same cache as embed_many (bench.guard's checks of a fake before it
-    is written). Never raises: a missing model or a failed batch is "n/a: <reason>"."""
+    is written; `cache`: the recognizer's EmbeddingCache when the caller keeps it, else found
+    from `cfg`). Never raises: a missing model or a failed batch is "n/a: <reason>"."""
     status = [NOT_ALIGNED] * len(crops)
     vectors = [np.zeros(0, np.float32)] * len(crops)
-    try:
-        cache = EmbeddingCache(cache_folder(recognizer, cfg))
-    except BenchError as err:
-        return [(na(str(err)), vectors[0])] * len(crops)
+    if cache is None:
+        try:
+            cache = EmbeddingCache(cache_folder(recognizer, cfg))
+        except BenchError as err:
+            return [(na(str(err)), vectors[0])] * len(crops)
     fill(recognizer, dict(enumerate(crops)), cache, status, vectors, quiet=True)
     return list(zip(status, vectors))
 

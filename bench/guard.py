@@ -238,6 +238,7 @@ class Guard:
         if self.settings.recognizers and not self.recognizers:
             log.warning("no guard recognizer is available: the loop is open (every face tried once)")
         self._cover = None
+        self._caches: dict = {}  # {guard: its EmbeddingCache (or None: embed_crops says why)}
         # {guard: (face ids (G,), (G, D) embeddings)}: the originals an attacker ranks (enrol)
         self.gallery: dict[str, tuple[list[str], np.ndarray]] | None = None
         # whether enrol() lets identify() rank: "off", "checked" or "not checked: <why>"
@@ -323,7 +324,7 @@ class Guard:
         """{guard: (D,) embedding of the face at `landmarks` (5, 2) in the RGB `rgb`, or None
         where it cannot be aligned or embedded}."""
         from bench.align import align_face
-        from bench.embedding_runner import embed_crops
+        from bench.embedding_runner import EmbeddingCache, cache_folder, embed_crops
 
         out = {}
         for recognizer in self.recognizers:
@@ -332,7 +333,12 @@ class Guard:
             except ValueError:
                 out[recognizer.name] = None
                 continue
-            status, vector = embed_crops(recognizer, [crop], self.cfg)[0]
+            if recognizer.name not in self._caches:  # its key composes the recognizer's config: once
+                try:
+                    self._caches[recognizer.name] = EmbeddingCache(cache_folder(recognizer, self.cfg))
+                except BenchError:
+                    self._caches[recognizer.name] = None  # embed_crops says why
+            status, vector = embed_crops(recognizer, [crop], self.cfg, self._caches[recognizer.name])[0]
             out[recognizer.name] = vector if status == OK else None
         return out
 

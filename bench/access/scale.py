@@ -34,18 +34,45 @@ def degrees(n: int, kind: str, k: int, p: float, seed: int, networkx_max: int) -
         rng = np.random.default_rng(seed)
         deg = np.full(n, 2 * k) if kind == "watts_strogatz" else rng.poisson(2 * k, n)
         return deg.astype(np.int64), f"{kind} degrees (no graph built)"
-    rng = np.random.default_rng(seed)
-    deg = np.zeros(n, np.int64)
-    ends = np.empty(2 * k * n, np.int64)
-    ends[:k] = np.arange(k)
-    filled = k
-    for new in range(k, n):
-        picked = ends[rng.integers(0, filled, k)] if new > k else np.arange(k)
-        deg[picked] += 1
-        deg[new] += k
-        ends[filled:filled + k] = picked
-        ends[filled + k:filled + 2 * k] = new
-        filled += 2 * k
+    return preferential_attachment_degrees(n, k, np.random.default_rng(seed)), \
+        "preferential-attachment degrees (no graph built)"
+
+
+def preferential_attachment_degrees(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """(n,) int64 degrees of the Barabasi-Albert process, without the graph: user k joins users
+    0..k-1; each later user joins k users drawn (with replacement; a user drawn twice is joined
+    once) from the list of every edge end so far, i.e. in proportion to their degree
+    (networkx's barabasi_albert_graph draws from the same list). Vectorized: the draws are
+    positions in that list, and each position drawn is resolved to the user written there by
+    pointer jumping (a drawn position lies before the draw), so no Python loop runs per user."""
+    if n <= k:
+        return np.zeros(n, np.int64)
+    joins = n - k - 1                                   # users after the first joiner
+    starts = k + 2 * k * (np.arange(joins, dtype=np.int64) + 1)   # where each joiner's block starts
+    total = k + 2 * k * (n - k)
+    value = np.full(total, -1, np.int64)                # the user at each edge end (-1: a draw, unresolved)
+    value[:k] = np.arange(k)                            # the first k users, then user k's block
+    value[k:2 * k] = np.arange(k)
+    value[2 * k:3 * k] = k
+    pointer = np.zeros(total, np.int64)
+    if joins:
+        draws = (rng.random((joins, k)) * starts[:, None]).astype(np.int64)   # uniform position < block start
+        picked_at = starts[:, None] + np.arange(k)
+        pointer[picked_at] = draws
+        value[picked_at + k] = np.arange(k + 1, n)[:, None]
+        todo = picked_at.ravel()
+        while len(todo):
+            found = value[pointer[todo]]
+            value[todo[found >= 0]] = found[found >= 0]
+            todo = todo[found < 0]
+            pointer[todo] = pointer[pointer[todo]]
+    picked = np.vstack([np.arange(k)[None], value[starts[:, None] + np.arange(k)] if joins else np.zeros((0, k), np.int64)])
+    picked.sort(axis=1)
+    first = np.ones_like(picked, bool)
+    first[:, 1:] = picked[:, 1:] != picked[:, :-1]      # a user drawn twice by one joiner counts once
+    deg = np.bincount(picked[first], minlength=n).astype(np.int64)
+    deg[k:] += k
+    return deg
     return deg, "preferential-attachment degrees (no graph built)"
 
 

@@ -108,7 +108,9 @@ def turned_cache(cfg, name: str, detector, rotations, merge_iou: float, scan_mar
     key = detector_key({"detector": component_config("detector", str(name), cfg),
                         "rotations": [int(r) for r in rotations or []], "merge_iou": float(merge_iou),
                         **({} if scan_margin is None else {"scan_margin": float(scan_margin)})}, detector,
-                       code=(__name__, "bench.detectors.ensemble"))  # detect_turned, merge_detections
+                       # detect_turned, merge_detections; the windows around the changes
+                       code=(__name__, "bench.detectors.ensemble",
+                             *(() if scan_margin is None else ("bench.detectors.changed",))))
     return DetectionCache(cache_dir(cfg.results_dir, "detections") / key)
 
 

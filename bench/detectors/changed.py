@@ -7,6 +7,12 @@ original's scan (cached per photo content); only the changed regions, with a mar
 context around them, need a detector again. Used by the anonymize stage's output audit and by
 the leak check (`scan_margin`; null: scan the whole photo).
 
+Each changed region gets its own window (faces spread across a photo are not scanned with
+everything between them), and so does each face of the original that a change touches (it is
+scanned whole, not cut by a window). A window's scan goes through the detector's memo like any
+photo's, keyed by its pixels: a window whose pixels another cell or an earlier look already
+scanned (the same fake of a face, a face nothing changed since) costs nothing.
+
 Windows are scanned at the photo's own resolution, their corners on a 32-px grid counted
 from each side of the photo (the strides of the CNN detectors, in every turn). A detector
 that resizes its input to a fixed size (SCRFD; `Detector.native_scale`) would see a window
@@ -15,11 +21,13 @@ photo instead.
 """
 from __future__ import annotations
 
+import itertools
 from typing import Callable, Sequence
 
 import cv2
 import numpy as np
 
+from bench.boxes import iou_matrix
 from bench.detectors.base import Detection
 
 
@@ -41,34 +49,49 @@ def _snap(x1: int, y1: int, x2: int, y2: int, width: int, height: int) -> list[i
             width - (width - x2) // GRID * GRID, height - (height - y2) // GRID * GRID]
 
 
-def changed_windows(mask: np.ndarray, margin: float, min_margin: int = 32) -> list[tuple[int, int, int, int]]:
+def _area(box) -> int:
+    return (box[2] - box[0]) * (box[3] - box[1])
+
+
+def changed_windows(mask: np.ndarray, margin: float, min_margin: int = 32,
+                    seeds: Sequence = ()) -> list[tuple[int, int, int, int]]:
     """Windows (x1, y1, x2, y2; pixels, end exclusive) that cover every changed pixel of `mask`
-    with context: each connected changed region's bounds grown by `margin` times its longer
-    side (at least `min_margin` px) on every side, clipped to the image and snapped to the
-    GRID; overlapping windows are joined until none overlap. Empty when nothing changed."""
+    with context: each connected changed region's bounds, and each box of `seeds` (faces of
+    the original that touch a change, so that each is scanned whole), grown by `margin` times
+    their longer side (at least `min_margin` px) on every side, clipped to the image and snapped
+    to the GRID. Two windows that overlap are joined when their bounds cost no more pixels than
+    the two apart (else both are scanned and a face found in both is kept once, detect_changed):
+    faces spread across a photo keep a window each. Empty when nothing changed."""
     height, width = mask.shape
     if not mask.any():
         return []
     count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    regions = [(int(x), int(y), int(x + w), int(y + h)) for x, y, w, h, _ in stats[1:count]]
+    for box in seeds:
+        x1, y1, x2, y2 = (float(v) for v in np.asarray(box, np.float64)[:4])
+        regions.append((max(0, int(np.floor(x1))), max(0, int(np.floor(y1))),
+                        min(width, int(np.ceil(x2))), min(height, int(np.ceil(y2)))))
     boxes = []
-    for x, y, w, h, _ in stats[1:count]:
-        grow = max(int(np.ceil(margin * max(w, h))), int(min_margin))
-        boxes.append(_snap(max(0, x - grow), max(0, y - grow), min(width, x + w + grow), min(height, y + h + grow),
+    for x1, y1, x2, y2 in regions:
+        if x2 <= x1 or y2 <= y1:
+            continue
+        grow = max(int(np.ceil(margin * max(x2 - x1, y2 - y1))), int(min_margin))
+        boxes.append(_snap(max(0, x1 - grow), max(0, y1 - grow), min(width, x2 + grow), min(height, y2 + grow),
                            width, height))
-    merged = True
-    while merged:
-        merged = False
-        out: list[list[int]] = []
-        for box in boxes:
-            for other in out:
-                if box[0] < other[2] and other[0] < box[2] and box[1] < other[3] and other[1] < box[3]:
-                    other[:] = [min(box[0], other[0]), min(box[1], other[1]), max(box[2], other[2]), max(box[3], other[3])]
-                    merged = True
-                    break
-            else:
-                out.append(list(box))
-        boxes = out
-    return [tuple(int(v) for v in box) for box in sorted(boxes)]
+    joined = True
+    while joined:
+        joined = False
+        for i, j in itertools.combinations(range(len(boxes)), 2):
+            a, b = boxes[i], boxes[j]
+            if not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]):
+                continue
+            union = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+            if _area(union) <= _area(a) + _area(b):
+                boxes[i] = union
+                del boxes[j]
+                joined = True
+                break
+    return sorted({tuple(int(v) for v in box) for box in boxes})
 
 
 # A box this close to a changed pixel counts as touching it (a face cut by an edit's border).
@@ -91,6 +114,19 @@ def shifted(det: Detection, dx: float, dy: float) -> Detection:
     return Detection(box, float(det.score), np.asarray(det.landmarks, np.float32) + offset, det.found_by)
 
 
+# Two boxes of one detector found in two overlapping windows are one face from this IoU.
+SAME_FACE_IOU = 0.5
+
+
+def _inside(det: Detection, window, width: int, height: int, grow: int = TOUCH_PX) -> bool:
+    """Whether the box keeps `grow` px from each side of `window` that is not the photo's own
+    side (a box at a window's inner side may be a face the window cut)."""
+    x1, y1, x2, y2 = np.asarray(det.box, np.float64)
+    wx1, wy1, wx2, wy2 = window
+    return ((wx1 == 0 or x1 >= wx1 + grow) and (wy1 == 0 or y1 >= wy1 + grow)
+            and (wx2 == width or x2 <= wx2 - grow) and (wy2 == height or y2 <= wy2 - grow))
+
+
 def detect_changed(detect: Callable[[np.ndarray], list[Detection]], edited: np.ndarray, original: np.ndarray,
                    original_faces: Sequence[Detection], margin: float, min_margin: int = 32,
                    native: bool = True) -> list[Detection]:
@@ -109,17 +145,47 @@ def detect_changed(detect: Callable[[np.ndarray], list[Detection]], edited: np.n
 
     Returns:
         The original's faces whose box is not within TOUCH_PX of a changed pixel, then each
-        window's faces whose box is (a window's face away from the changes is the original's).
+        window's faces whose box is, or that the original's faces lack (a face whose context
+        the changes altered, found whole in the window), in window order. A face found in two overlapping windows (IoU >= SAME_FACE_IOU) is
+        kept once: the box clear of its window's inner sides first, then the higher score.
     """
     mask = changed_mask(edited, original)
     if not native:
         return detect(edited) if mask.any() else list(original_faces)
+    touched = [d for d in original_faces if touches(d, mask)]
     kept = [d for d in original_faces if not touches(d, mask)]
-    found = []
-    for x1, y1, x2, y2 in changed_windows(mask, margin, min_margin):
+    height, width = mask.shape
+    found: list[tuple[bool, float, int, Detection]] = []
+    for x1, y1, x2, y2 in changed_windows(mask, margin, min_margin, seeds=[d.box for d in touched]):
         window = np.ascontiguousarray(edited[y1:y2, x1:x2])
-        found += [f for f in (shifted(d, x1, y1) for d in detect(window)) if touches(f, mask)]
-    return kept + found
+        for det in (shifted(d, x1, y1) for d in detect(window)):
+            inside = _inside(det, (x1, y1, x2, y2), width, height)
+            # a face over the changes, or one the changes beside it made findable (its
+            # context changed: a score now over the threshold), which the original lacks
+            if touches(det, mask) or (inside and not (kept and _seen(det, kept, cut=False))):
+                found.append((inside, float(det.score), len(found), det))
+    chosen: list[tuple[int, Detection]] = []
+    for inside, score, order, det in sorted(found, key=lambda f: (not f[0], -f[1], f[2])):
+        if chosen and _seen(det, [c for _, c in chosen], cut=not inside):
+            continue
+        chosen.append((order, det))
+    return kept + [det for _, det in sorted(chosen, key=lambda c: c[0])]
+
+
+def _seen(det: Detection, chosen: list[Detection], cut: bool) -> bool:
+    """Whether `det` is a face of `chosen` found again in another window: IoU >= SAME_FACE_IOU,
+    or, for a box at its window's inner side (`cut`), half of it or more inside a chosen box
+    (the part of a face that window cut off)."""
+    box = np.asarray(det.box, np.float64)[None]
+    others = np.array([c.box for c in chosen], np.float64)
+    if iou_matrix(box, others).max() >= SAME_FACE_IOU:
+        return True
+    if not cut:
+        return False
+    width = np.clip(np.minimum(box[:, 2], others[:, 2]) - np.maximum(box[:, 0], others[:, 0]), 0, None)
+    height = np.clip(np.minimum(box[:, 3], others[:, 3]) - np.maximum(box[:, 1], others[:, 1]), 0, None)
+    own = max(float((box[0, 2] - box[0, 0]) * (box[0, 3] - box[0, 1])), 1e-9)
+    return bool((width * height / own).max() >= 0.5)
 
 
 def scan_changed(detector, edited: np.ndarray, original: np.ndarray, margin: float,
