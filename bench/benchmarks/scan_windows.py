@@ -110,7 +110,8 @@ def run(cfg: DictConfig, command: str | None = None) -> dict[str, Path]:
         "command": command or " ".join(["python -m bench.benchmarks.scan_windows", *sys.argv[1:]]),
         "when": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()]},
-        "cell": str(cell.root), "photos": len(pairs), "scan_margin": margin,
+        # the cell as results_dir names it: no machine path in a report
+        "cell": cell.root.relative_to(cell.results_dir).as_posix(), "photos": len(pairs), "scan_margin": margin,
         "detectors": sorted(whole.detectors), "rotations": whole.rotations,
         "faces_found": found, "only_whole": only["whole"], "only_windows": only["windows"],
         "aligned_size": min_size,
@@ -133,7 +134,7 @@ def render_markdown(report: dict) -> str:
     m, s, n = report["machine"], report["seconds"], report["faces_found"]
     return "\n".join([
         "# The leak check's look: whole photos against windows around the changes", "",
-        f"{report['photos']} anonymized photos of `{report['cell']}`; detectors {', '.join(report['detectors'])}, "
+        f"{report['photos']} anonymized photos of the cell `<results_dir>/{report['cell']}`; detectors {', '.join(report['detectors'])}, "
         f"upright and turned {report['rotations']}; windows at scan_margin {report['scan_margin']}. "
         f"{m['cpus']} CPUs, load average {m['load_average']}; {report['when']}; `{report['command']}`.", "",
         "| | whole photos | windows |", "|---|---|---|",
