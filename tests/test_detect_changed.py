@@ -224,3 +224,38 @@ def test_the_scan_windows_benchmark_lists_the_faces_only_one_look_finds():
     only_whole, only_windows = compare(whole, windows)
     assert [d.box[0] for d in only_whole] == [100] and [d.box[0] for d in only_windows] == [400]
     assert compare([], windows) == ([], windows) and compare(whole, []) == (whole, [])
+
+
+def test_a_face_an_edit_extends_is_found_whole():
+    """An edit that adds to an original face (a bar joined to its end): the face, the edit and
+    the window between them are scanned as one region, never split between two windows."""
+    original = np.zeros((600, 600, 3), np.uint8)
+    original[35:39, 298:577] = 255
+    edited = original.copy()
+    edited[35:318, 577:581] = 255
+    for margin, min_margin in [(0.5, 32), (0.0, 32), (0.25, 8)]:
+        got = detect_changed(squares, edited, original, squares(original), margin, min_margin)
+        assert boxes(got) == boxes(squares(edited)) == [(298.0, 35.0, 581.0, 318.0)]
+
+
+def test_two_faces_one_window_finds_are_both_kept():
+    """A window's own faces are the detector's answer: two that overlap much (a ring around a
+    square) are both kept; only the same face found again in another window is dropped."""
+    original = np.zeros((64, 64, 3), np.uint8)
+    edited = original.copy()
+    edited[10:24, 10:24] = 255
+    edited[11:23, 11:23] = 0
+    edited[12:22, 12:22] = 255
+    got = detect_changed(squares, edited, original, [], margin=0.5, min_margin=32)
+    assert boxes(got) == boxes(squares(edited)) and len(got) == 2
+
+
+def test_a_tiny_min_margin_still_leaves_each_face_clear_of_its_window():
+    original = np.zeros((100, 100, 3), np.uint8)
+    original[33:60, 5:40] = 255
+    edited = original.copy()
+    edited[33, 6] = 128
+    edited[5:17, 0:4] = 255
+    for min_margin in (0, 1, 2):
+        got = detect_changed(squares, edited, original, squares(original), margin=0.0, min_margin=min_margin)
+        assert boxes(got) == boxes(squares(edited))

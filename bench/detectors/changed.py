@@ -56,26 +56,48 @@ def _area(box) -> int:
 def changed_windows(mask: np.ndarray, margin: float, min_margin: int = 32,
                     seeds: Sequence = ()) -> list[tuple[int, int, int, int]]:
     """Windows (x1, y1, x2, y2; pixels, end exclusive) that cover every changed pixel of `mask`
-    with context: each connected changed region's bounds, and each box of `seeds` (faces of
-    the original that touch a change, so that each is scanned whole), grown by `margin` times
-    their longer side (at least `min_margin` px) on every side, clipped to the image and snapped
-    to the GRID. Two windows that overlap are joined when their bounds cost no more pixels than
-    the two apart (else both are scanned and a face found in both is kept once, detect_changed):
-    faces spread across a photo keep a window each. Empty when nothing changed."""
+    with context. A region is a connected set of changed pixels; each box of `seeds` (a face of
+    the original that touches a change, which must be scanned whole) is one region together
+    with every changed region it touches (within TOUCH_PX), and regions that share a seed or a
+    changed region are one: a face that an edit extends is never split between two windows.
+    Each region's bounds are grown by `margin` times their longer side (at least `min_margin`
+    px, and more than TOUCH_PX, so a face inside is clear of the window's sides) on every side,
+    clipped to the image and snapped to the GRID. Two windows that overlap are joined when
+    their bounds cost no more pixels than the two apart (else both are scanned and a face found
+    in both is kept once, detect_changed): faces spread across a photo keep a window each.
+    Empty when nothing changed."""
     height, width = mask.shape
     if not mask.any():
         return []
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    regions = [(int(x), int(y), int(x + w), int(y + h)) for x, y, w, h, _ in stats[1:count]]
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    bounds = [[int(x), int(y), int(x + w), int(y + h)] for x, y, w, h, _ in stats[1:count]]
+    parent = list(range(len(bounds)))  # union-find over the changed regions
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
     for box in seeds:
         x1, y1, x2, y2 = (float(v) for v in np.asarray(box, np.float64)[:4])
-        regions.append((max(0, int(np.floor(x1))), max(0, int(np.floor(y1))),
-                        min(width, int(np.ceil(x2))), min(height, int(np.ceil(y2)))))
-    boxes = []
-    for x1, y1, x2, y2 in regions:
+        x1, y1 = max(0, int(np.floor(x1))), max(0, int(np.floor(y1)))
+        x2, y2 = min(width, int(np.ceil(x2))), min(height, int(np.ceil(y2)))
         if x2 <= x1 or y2 <= y1:
             continue
-        grow = max(int(np.ceil(margin * max(x2 - x1, y2 - y1))), int(min_margin))
+        near = labels[max(0, y1 - TOUCH_PX):y2 + TOUCH_PX, max(0, x1 - TOUCH_PX):x2 + TOUCH_PX]
+        touched = [int(v) - 1 for v in np.unique(near) if v]
+        bounds.append([x1, y1, x2, y2])
+        parent.append(len(parent))
+        for region in touched:
+            parent[root(region)] = root(len(parent) - 1)
+    groups: dict[int, list[int]] = {}
+    for i, (x1, y1, x2, y2) in enumerate(bounds):
+        group = groups.setdefault(root(i), [x1, y1, x2, y2])
+        group[:] = [min(group[0], x1), min(group[1], y1), max(group[2], x2), max(group[3], y2)]
+    boxes = []
+    for x1, y1, x2, y2 in groups.values():
+        grow = max(int(np.ceil(margin * max(x2 - x1, y2 - y1))), int(min_margin), TOUCH_PX + 1)
         boxes.append(_snap(max(0, x1 - grow), max(0, y1 - grow), min(width, x2 + grow), min(height, y2 + grow),
                            width, height))
     joined = True
@@ -155,21 +177,25 @@ def detect_changed(detect: Callable[[np.ndarray], list[Detection]], edited: np.n
     touched = [d for d in original_faces if touches(d, mask)]
     kept = [d for d in original_faces if not touches(d, mask)]
     height, width = mask.shape
-    found: list[tuple[bool, float, int, Detection]] = []
-    for x1, y1, x2, y2 in changed_windows(mask, margin, min_margin, seeds=[d.box for d in touched]):
+    found: list[tuple[bool, float, int, int, Detection]] = []
+    windows = changed_windows(mask, margin, min_margin, seeds=[d.box for d in touched])
+    for index, (x1, y1, x2, y2) in enumerate(windows):
         window = np.ascontiguousarray(edited[y1:y2, x1:x2])
         for det in (shifted(d, x1, y1) for d in detect(window)):
             inside = _inside(det, (x1, y1, x2, y2), width, height)
             # a face over the changes, or one the changes beside it made findable (its
             # context changed: a score now over the threshold), which the original lacks
             if touches(det, mask) or (inside and not (kept and _seen(det, kept, cut=False))):
-                found.append((inside, float(det.score), len(found), det))
-    chosen: list[tuple[int, Detection]] = []
-    for inside, score, order, det in sorted(found, key=lambda f: (not f[0], -f[1], f[2])):
-        if chosen and _seen(det, [c for _, c in chosen], cut=not inside):
+                found.append((inside, float(det.score), len(found), index, det))
+    chosen: list[tuple[int, int, Detection]] = []
+    for inside, score, order, index, det in sorted(found, key=lambda f: (not f[0], -f[1], f[2])):
+        # one window's own faces are all kept (the detector's answer); a face is dropped only
+        # as another window's find of a face already kept
+        others = [c for _, w, c in chosen if w != index]
+        if others and _seen(det, others, cut=not inside):
             continue
-        chosen.append((order, det))
-    return kept + [det for _, det in sorted(chosen, key=lambda c: c[0])]
+        chosen.append((order, index, det))
+    return kept + [det for _, _, det in sorted(chosen, key=lambda c: c[0])]
 
 
 def _seen(det: Detection, chosen: list[Detection], cut: bool) -> bool:
