@@ -31,7 +31,6 @@ Raises (run):
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import logging
@@ -44,7 +43,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from bench import resultsio
+from bench.benchmarks import config_main, write_report
 from bench.errors import BenchError
 from bench.layout import benchmarks_dir
 
@@ -232,12 +231,7 @@ def run(cfg: DictConfig, command: str | None = None) -> dict[str, Path]:
         "met": {"ms_per_face": ms <= TARGETS["ms_per_face"],
                 "max_abs_diff": None if diff is None else diff <= TARGETS["max_abs_diff"]},
     }
-    out = files(cfg.results_dir)
-    resultsio.write_json(report, out["json"])
-    text = render_markdown(report)
-    resultsio.write_text(text, out["md"])
-    print(text)
-    return out
+    return write_report(report, files(cfg.results_dir), render_markdown)
 
 
 def render_markdown(report: dict) -> str:
@@ -283,18 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--child"]:
         _child(argv[1:])
         return 0
-    parser = argparse.ArgumentParser(prog="python -m bench.benchmarks.dlib_blas", description=__doc__.split("\n\n")[0])
-    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. results_dir=... +perf.dlib.chips=12")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from bench.config import load_config
-
-    try:
-        run(load_config(args.overrides), " ".join(["python -m bench.benchmarks.dlib_blas", *args.overrides]))
-    except BenchError as err:
-        log.error("%s", err)
-        return 2
-    return 0
+    return config_main("bench.benchmarks.dlib_blas", __doc__.split("\n\n")[0], run, argv,
+                       "config overrides, e.g. results_dir=... +perf.dlib.chips=12")
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from bench import resultsio
+from bench.benchmarks import write_report
 from bench.errors import BenchError
 from bench.layout import Cell, DatasetLayout, benchmarks_dir, pool_dir, projection_files, query_scaling_files
 
@@ -330,12 +330,7 @@ def run(cfg: DictConfig) -> dict[str, Path]:
         "cpus": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()],
         "python": sys.version.split()[0],
     }
-    out = files(cfg.results_dir)
-    resultsio.write_json(report, out["json"])
-    text = render_markdown(report)
-    resultsio.write_text(text, out["md"])
-    print(text)
-    return out
+    return write_report(report, files(cfg.results_dir), render_markdown)
 
 
 def headline(report: dict) -> tuple[float | None, str]:

@@ -17,10 +17,8 @@ Raises (run):
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import hashlib
-import logging
 import os
 import sys
 import tempfile
@@ -32,10 +30,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from bench import resultsio
 from bench.boxes import iou_matrix
+from bench.benchmarks import config_main, write_report
 from bench.errors import BenchError
 from bench.layout import Cell, benchmarks_dir
-
-log = logging.getLogger(__name__)
 
 SAME_FACE_IOU = 0.5
 
@@ -119,12 +116,7 @@ def run(cfg: DictConfig, command: str | None = None) -> dict[str, Path]:
         "only_windows_aligned": sum(f["size"] >= min_size for f in only["windows"]),
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
     }
-    out = files(cfg.results_dir)
-    resultsio.write_json(report, out["json"])
-    text = render_markdown(report)
-    resultsio.write_text(text, out["md"])
-    print(text)
-    return out
+    return write_report(report, files(cfg.results_dir), render_markdown)
 
 
 def render_markdown(report: dict) -> str:
@@ -147,19 +139,9 @@ def render_markdown(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.benchmarks.scan_windows",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("overrides", nargs="*", help="config overrides naming the cell, e.g. dataset=devset ...")
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from bench.config import load_config
-
-    try:
-        run(load_config(args.overrides), " ".join(["python -m bench.benchmarks.scan_windows", *args.overrides]))
-    except BenchError as err:
-        log.error("%s", err)
-        return 2
-    return 0
+    return config_main("bench.benchmarks.scan_windows",
+                       __doc__.split("\n\n")[0], run, sys.argv[1:] if argv is None else argv,
+                       "config overrides naming the cell, e.g. dataset=devset ...")
 
 
 if __name__ == "__main__":
