@@ -17,7 +17,7 @@ from bench.detectors.base import Detection
 from bench.errors import BenchError
 from bench.generators.base import Face, Generator, SwapFailed
 from bench.images import load_photo
-from bench.registry import GENERATORS
+from bench.generators import build_generator
 from bench.status import LEFT_REAL, SWAPPED, fallback_status
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def build_fallback(cfg: DictConfig) -> Generator | None:
     name = cfg.anonymize.get("fallback")
     if not name or name == cfg.choices.generator:
         return None
-    fallback = GENERATORS.build(str(name))
+    fallback = build_generator(str(name), cfg)
     fallback.prepare()
     return fallback
 

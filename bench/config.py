@@ -105,9 +105,13 @@ def with_choice(cfg: DictConfig, group: str, name: str) -> DictConfig:
     Raises:
         UnknownComponent: conf/<group>/ has no `name`.
     """
+    return _set_choice(copy.deepcopy(cfg), group, name)
+
+
+def _set_choice(one: DictConfig, group: str, name: str) -> DictConfig:
+    """with_choice on `one` itself (no copy); returns it."""
     if str(name) not in group_options(group):
         raise UnknownComponent(f"no {group} {name!r} in conf/{group}/ (known: {', '.join(group_options(group))})")
-    one = copy.deepcopy(cfg)
     with open_dict(one):
         one[group] = OmegaConf.load(CONF_DIR / group / f"{name}.yaml")
         one.choices[group] = str(name)
@@ -141,7 +145,7 @@ def cell_configs(cfg: DictConfig) -> list[DictConfig]:
             if name is None or str(name) == one.choices[group]:
                 continue
             try:
-                one = with_choice(one, group, name)
+                one = _set_choice(one, group, name)  # `one` is this entry's own copy
             except UnknownComponent as err:
                 raise UnknownComponent(f"pipeline.cells: {err}") from err
         out.append(one)

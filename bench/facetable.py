@@ -83,7 +83,7 @@ def remove_stale_crops(crops_dir: Path, keep: set[str]) -> None:
 NOT_IN_KEY = ("model_paths", "landmarks_model", "threads")
 
 
-def detector_key(node, detector, code: tuple[str, ...] = ()) -> str:
+def detector_key(node, detector, code: tuple[str, ...] = (), max_side: int | None = None) -> str:
     """Cache folder name: the detector's name plus a hash of its settings (`node`: its config,
     or a dict holding it, e.g. with the turns a cache covers), of the sha256 of each of its
     weight files present here and of its code (bench.provenance.code_sha256 of its class's
@@ -95,10 +95,15 @@ def detector_key(node, detector, code: tuple[str, ...] = ()) -> str:
     another path (BENCH_SHARED, a copy of ../shared) or a different `threads` give the same
     key. A changed setting or weight file, or a weight file that appears (an ensemble finds
     more faces once a member's weights do), gives a new one. Keys in NOT_IN_KEY are dropped
-    at every depth (an ensemble's members too).
+    at every depth (an ensemble's members too). `max_side`: the photos are detected scaled
+    down to it (bench.detectors.detect_scaled), a key of its own.
     """
     from bench.provenance import code_sha256
 
+    if max_side:
+        node = {"detector": OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node,
+                "detect_max_side": int(max_side)}
+        code = (*code, "bench.detectors")
     present = [resultsio.file_sha256(p) for p in detector.weights() if Path(p).is_file()]
     node = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
     members = getattr(detector, "members", None) or {}
@@ -142,14 +147,19 @@ class DetectionCache:
         except (OSError, ValueError, KeyError):  # a damaged cache entry is recomputed
             return None
 
-    def detect_many(self, detector, shas: list[str], images: list[np.ndarray]) -> list[list[Detection]]:
+    def detect_many(self, detector, shas: list[str], images: list[np.ndarray],
+                    max_side: int | None = None) -> list[list[Detection]]:
         """The detections of each photo (its file's sha256 in `shas`, its BGR pixels in
         `images`): from this cache, else from one `detector.detect_many` call over the photos
-        it lacks (a detector with `parallel` > 1 scans several at once), which are then stored."""
+        it lacks (a detector with `parallel` > 1 scans several at once), which are then stored.
+        `max_side`: photos are detected scaled down to it (bench.detectors.detect_scaled); a
+        cache holds one setting, so its folder's name says which (detector_key's `max_side`)."""
+        from bench.detectors import detect_scaled
+
         found = [self.get(sha) for sha in shas]
         todo = [i for i, faces in enumerate(found) if faces is None]
         if todo:
-            for i, faces in zip(todo, detector.detect_many([images[i] for i in todo])):
+            for i, faces in zip(todo, detect_scaled(detector, [images[i] for i in todo], max_side)):
                 self.put(shas[i], faces)
                 found[i] = faces
         return found

@@ -297,9 +297,9 @@ class Guard:
     def cover(self):
         """guard.fallback's generator, built and prepared on first use; None when unset."""
         if self._cover is None and self.settings.fallback:
-            from bench.registry import GENERATORS
+            from bench.generators import build_generator
 
-            self._cover = GENERATORS.build(self.settings.fallback)
+            self._cover = build_generator(self.settings.fallback, self.cfg)
             self._cover.prepare()
         return self._cover
 

@@ -84,6 +84,7 @@ def identities_config(cfg: DictConfig, labels: pd.DataFrame) -> DictConfig:
     with open_dict(derived):
         derived.dataset = OmegaConf.create({
             "name": str(cfg.identities.name), "path": str(cfg.identities.path), "files": labels.path.tolist(),
+            "detect_max_side": cfg.identities.detect_max_side,
         })
         derived.choices.dataset = "folder"
     return derived

@@ -47,7 +47,8 @@ def build(cfg: DictConfig) -> DatasetLayout:
     out = DatasetLayout.from_config(cfg)
     detector: Detector = memoize(DETECTORS.build(cfg.detector, name=cfg.choices.detector), cfg.detector, cfg.results_dir)
     detector.prepare()  # a missing weights file stops here, before anything is written
-    cache = DetectionCache(cache_dir(cfg.results_dir, "detections") / detector_key(cfg.detector, detector))
+    max_side = detect_max_side(cfg.dataset)
+    cache = DetectionCache(cache_dir(cfg.results_dir, "detections") / detector_key(cfg.detector, detector, max_side=max_side))
     photos, skipped = list_photos(cfg.dataset, cfg.faces.image_extensions)
 
     face_rows, photo_rows, failures = [], [], []
@@ -55,7 +56,7 @@ def build(cfg: DictConfig) -> DatasetLayout:
         failures.append(failure(ref.photo, "", "list", ref.reason))
         photo_rows.append({"photo": ref.photo, "status": "skipped"})
     for batch in chunks(photos, PHOTOS_AT_ONCE, f"{cfg.dataset.name}: detect faces", unit="photo"):
-        for ref, photo, sha, detections in detect_photos(batch, detector, cache, cfg.faces):
+        for ref, photo, sha, detections in detect_photos(batch, detector, cache, cfg.faces, max_side):
             faces, photo_row, photo_failures = inventory_photo(ref, photo, sha, detections, detector, cfg.faces, out.crops)
             face_rows += faces
             photo_rows.append(photo_row)
@@ -73,7 +74,7 @@ def build(cfg: DictConfig) -> DatasetLayout:
     resultsio.write_failures(failures, out.failures)
     resultsio.write_json(record(
         cfg, "faces",
-        detector={"name": detector.name, "weights": weights_manifest(detector)},
+        detector={"name": detector.name, "weights": weights_manifest(detector), "detect_max_side": max_side},
         data_manifest={"path": str(out.photos), "sha256": resultsio.sha256_file(out.photos)},
         counts={"photos": len(photos), "skipped_files": len(skipped), "faces": len(faces_df),
                 "aligned": int(faces_df.aligned.sum()), "failures": len(failures)},
@@ -83,11 +84,20 @@ def build(cfg: DictConfig) -> DatasetLayout:
     return out
 
 
-def detect_photos(refs, detector: Detector, cache: "DetectionCache", opts: DictConfig) -> list[tuple]:
+def detect_max_side(dataset: DictConfig) -> int | None:
+    """The dataset's `detect_max_side` (conf/dataset/): its photos are detected scaled down so
+    that their longer side is at most this many pixels (bench.detectors.detect_scaled); None:
+    at their own resolution."""
+    value = dataset.get("detect_max_side")
+    return int(value) if value else None
+
+
+def detect_photos(refs, detector: Detector, cache: "DetectionCache", opts: DictConfig,
+                  max_side: int | None = None) -> list[tuple]:
     """(ref, Photo or the ImageLoadError, sha256, detections) per ref, in order: each photo is
     decoded once, its detections come from the cache or else from one detect_many call over
     the batch (a detector with `parallel` > 1, e.g. an ensemble's dlib_hog, scans several
-    photos at once)."""
+    photos at once), scaled down to `max_side` (detect_max_side)."""
     loaded = []
     for ref in refs:
         try:
@@ -97,7 +107,7 @@ def detect_photos(refs, detector: Detector, cache: "DetectionCache", opts: DictC
             continue
         loaded.append((ref, photo, resultsio.sha256_file(ref.path), None))
     read = [i for i, (_, photo, _, _) in enumerate(loaded) if not isinstance(photo, ImageLoadError)]
-    found = cache.detect_many(detector, [loaded[i][2] for i in read], [loaded[i][1].bgr for i in read])
+    found = cache.detect_many(detector, [loaded[i][2] for i in read], [loaded[i][1].bgr for i in read], max_side)
     for i, detections in zip(read, found):
         loaded[i] = (*loaded[i][:3], detections)
     return loaded

@@ -30,10 +30,10 @@ from omegaconf import DictConfig
 
 from bench.detectors import build_detector, detect_turned, split_turned, turned_cache, turned_consensus
 from bench.detectors.base import Detection, Detector, in_reading_order
-from bench.detectors.changed import detect_changed
+from bench.detectors.changed import changed_mask, detect_changed
 from bench.detectors.ensemble import EnsembleDetector, merge_detections
 from bench.embeddings import na
-from bench.facetable import DetectionCache
+from bench.facetable import DetectionCache, content_hash
 from bench.registry import DETECTORS
 
 log = logging.getLogger(__name__)
@@ -69,23 +69,38 @@ def available_detectors(cfg: DictConfig, names=None, prepared: dict | None = Non
 
 
 def detect_all(bgr: np.ndarray, sha: str, detectors: dict[str, Detector], caches: dict[str, DetectionCache],
-               rotations=(), merge_iou: float = 0.4, original: np.ndarray | None = None, margin: float = 0.0):
+               rotations=(), merge_iou: float = 0.4, original: np.ndarray | None = None, margin: float = 0.0,
+               originals: dict | None = None):
     """({detector: its faces}, {detector: why it failed}) on one photo, upright and turned by
     `rotations` (bench.detectors.detect_turned), from the cache when this photo was seen
     before. A detector that fails here is reported; the others count.
 
     `original` (the original photo, BGR): scan only windows around the pixels that differ
     from it, `margin` wide, and take the detector's faces on the original elsewhere
-    (bench.detectors.changed; the detector's memo holds its calls on the original)."""
+    (bench.detectors.changed; the detector's memo holds its calls on the original).
+    `originals`: {a detector's cache folder: its faces on `original`}, read and filled
+    here (a caller that looks at several edits of one original keeps it: no memo lookup of
+    the turned photo, which copies and hashes it four times)."""
     found, errors = {}, {}
+    mask = None
     for name, detector in detectors.items():
         dets = caches[name].get(sha)
         if dets is None:
             try:
                 def scan(image, detector=detector):
                     return detect_turned(detector, image, rotations, merge_iou)
-                dets = scan(bgr) if original is None else detect_changed(
-                    scan, bgr, original, scan(original), margin, native=detector.native_scale(*bgr.shape[:2]))
+                if original is None:
+                    dets = scan(bgr)
+                else:
+                    slot = str(caches[name].folder)  # the detector's settings, weights, code, turns
+                    before = None if originals is None else originals.get(slot)
+                    if before is None:
+                        before = scan(original)
+                        if originals is not None:
+                            originals[slot] = before
+                    mask = changed_mask(bgr, original) if mask is None else mask  # once for every detector
+                    dets = detect_changed(scan, bgr, original, before, margin,
+                                          native=detector.native_scale(*bgr.shape[:2]), mask=mask)
             except Exception as err:  # noqa: BLE001 - one detector's bug must not hide the others' faces
                 errors[name] = f"{type(err).__name__}: {err}"
                 log.warning("%s failed on a photo (%s): its faces there are not counted", name, errors[name])
@@ -93,6 +108,18 @@ def detect_all(bgr: np.ndarray, sha: str, detectors: dict[str, Detector], caches
             caches[name].put(sha, dets)
         found[name] = dets
     return found, errors
+
+
+# The faces each detector (by cache folder) finds on the last original looked at (keyed by its
+# file's sha256): the looks at several edits of one photo, in every cell of a stage, take the
+# original's faces from here. One original at a time: a stage goes photo by photo.
+_ORIGINALS: dict = {"key": None, "faces": {}}
+
+
+def _originals_of(key: str) -> dict:
+    if _ORIGINALS["key"] != key:
+        _ORIGINALS.update(key=key, faces={})
+    return _ORIGINALS["faces"]
 
 
 @dataclass
@@ -127,22 +154,25 @@ class LeakScan:
         return json.dumps({"caches": sorted(str(c.folder.name) for c in self.caches.values()),
                            "turned_min": self.turned_min, "margin": self.margin})
 
-    def faces(self, anonymized: np.ndarray, original: np.ndarray, anonymized_sha: str,
+    def faces(self, anonymized: np.ndarray, original: np.ndarray,
               original_sha: str = "") -> tuple[list[Detection], dict[str, str]]:
         """(the faces in the anonymized photo, merged, in reading order; {detector: why it failed}).
 
         Args:
-            anonymized, original: (H, W, 3) uint8 RGB of the same size.
-            anonymized_sha: sha256 of the anonymized photo's file (the cache key).
+            anonymized, original: (H, W, 3) uint8 RGB of the same size. The cache key is the
+                anonymized pixels' hash (bench.facetable.content_hash): the anonymize stage,
+                which has the pixels before it writes the PNG, and the leaks stage, which
+                decodes that lossless PNG, look up the same entry.
             original_sha: sha256 of the original's file; with `leaks.scan_margin` set the scan
                 depends on both photos and is cached under both hashes.
         """
-        original_bgr, key = None, anonymized_sha
+        original_bgr, key, originals = None, content_hash(anonymized), None
         if self.margin is not None:
             original_bgr = np.ascontiguousarray(original[:, :, ::-1])
-            key = hashlib.sha256(f"{anonymized_sha}:{original_sha}".encode()).hexdigest()
+            key = hashlib.sha256(f"{key}:{original_sha}".encode()).hexdigest()
+            originals = _originals_of(original_sha or content_hash(original))
         found, errors = detect_all(np.ascontiguousarray(anonymized[:, :, ::-1]), key, self.detectors, self.caches,
-                                   self.rotations, self.merge_iou, original_bgr, float(self.margin or 0))
+                                   self.rotations, self.merge_iou, original_bgr, float(self.margin or 0), originals)
         merged = in_reading_order([d for d in merge_detections(split_turned(found), self.merge_iou)
                                    if turned_consensus(d, self.turned_min)])
         return merged, errors

@@ -259,3 +259,46 @@ def test_a_tiny_min_margin_still_leaves_each_face_clear_of_its_window():
     for min_margin in (0, 1, 2):
         got = detect_changed(squares, edited, original, squares(original), margin=0.0, min_margin=min_margin)
         assert boxes(got) == boxes(squares(edited))
+
+
+def test_changed_mask_is_any_channel_differing():
+    rng = np.random.default_rng(5)
+    for shape in [(37, 53, 3), (37, 53), (20, 30, 4)]:
+        a = rng.integers(0, 256, shape).astype(np.uint8)
+        b = a.copy()
+        b[rng.random(shape) < 0.02] ^= 1  # a difference of one gray level in one channel counts
+        expected = (a != b).any(axis=2) if a.ndim == 3 else a != b
+        assert changed_mask(a, b).shape == shape[:2] and (changed_mask(a, b) == expected).all()
+
+
+def test_the_leak_check_scans_an_original_once_for_all_its_edits(tmp_path):
+    from bench.detectors.base import Detector
+    from bench.facetable import DetectionCache
+    from bench.leakscan import LeakScan
+
+    class Squares(Detector):
+        name = "squares"
+
+        def __init__(self):
+            super().__init__()
+            self.shapes = []
+
+        def _load(self):
+            pass
+
+        def _detect(self, bgr):
+            self.shapes.append(bgr.shape[:2])
+            return squares(bgr)
+
+    rng = np.random.default_rng(8)
+    original = np.zeros((128, 160, 3), np.uint8)
+    _draw(original, rng, 10)
+    detector = Squares()
+    scan = LeakScan({"squares": detector}, {}, {"squares": DetectionCache(tmp_path / "squares")}, [], 0.4, 2, 0.5)
+    for k in range(3):  # three edits of the same original: three looks
+        edited = original.copy()
+        edited[20 + 20 * k:50 + 20 * k, 30:70] = 0
+        _draw(edited, rng, 2, 30, 20 + 20 * k, 70, 50 + 20 * k)
+        found, errors = scan.faces(edited[:, :, ::-1], original[:, :, ::-1], original_sha=f"orig-{tmp_path.name}")
+        assert errors == {} and boxes(found) == boxes(squares(edited))
+    assert detector.shapes.count((128, 160)) == 1  # the original, once; then windows only

@@ -140,3 +140,66 @@ def test_threads_of_dlib_hog_must_be_auto_or_positive():
     assert instantiate(node).parallel == usable_cores()  # the YAML says auto
     with pytest.raises(InstantiationException, match="threads must be >= 1 or auto, not 0"):
         instantiate(node, threads=0)
+
+
+class _Marks:
+    """A detector stand-in that finds one face spanning 20-40 % x 30-60 % of whatever image it
+    is given, and records the shapes it was given."""
+
+    name = "marks"
+
+    def __init__(self):
+        self.shapes = []
+
+    def detect_many(self, images):
+        from bench.detectors.base import Detection
+
+        out = []
+        for bgr in images:
+            self.shapes.append(bgr.shape[:2])
+            h, w = bgr.shape[:2]
+            box = np.array([0.2 * w, 0.3 * h, 0.4 * w, 0.6 * h], np.float32)
+            lms = np.array([[0.25 * w, 0.4 * h], [0.35 * w, 0.4 * h], [0.3 * w, 0.45 * h],
+                            [0.26 * w, 0.52 * h], [0.34 * w, 0.52 * h]], np.float32)
+            out.append([Detection(box, 0.9, lms, ("m",))])
+        return out
+
+
+def test_detect_scaled_scans_big_photos_small_and_maps_faces_back():
+    from bench.detectors import detect_scaled
+
+    marks = _Marks()
+    big = np.zeros((3000, 4500, 3), np.uint8)
+    small = np.zeros((600, 800, 3), np.uint8)
+    found_big, found_small = detect_scaled(marks, [big, small], 1280)
+    assert marks.shapes == [(853, 1280), (600, 800)]  # the longer side scaled to 1280; a small photo as it is
+    assert np.allclose(found_big[0].box, [900, 900, 1800, 1800], atol=1.5)  # back on the 4500 x 3000 pixels
+    assert np.allclose(found_big[0].landmarks[2], [1350, 1350], atol=1.5)
+    assert found_big[0].score == 0.9 and found_big[0].found_by == ("m",)
+    assert np.allclose(found_small[0].box, [160, 180, 320, 360])
+    marks.shapes.clear()
+    detect_scaled(marks, [big], None)
+    assert marks.shapes == [(3000, 4500)]  # None: the photo's own resolution
+
+
+def test_a_scaled_detection_has_a_cache_of_its_own(cfg_factory):
+    from bench.facetable import detector_key
+
+    cfg = cfg_factory()
+    detector = build_detector("yunet", cfg)
+    node = OmegaConf.create({"_target_": "x", "score_threshold": 0.5})
+    native = detector_key(node, detector)
+    assert detector_key(node, detector, max_side=None) == native
+    assert len({native, detector_key(node, detector, max_side=1280), detector_key(node, detector, max_side=1024)}) == 3
+
+
+def test_the_identities_set_is_detected_at_its_configured_side(cfg_factory):
+    import pandas as pd
+
+    from bench.identities import identities_config
+    from bench.inventory import detect_max_side
+
+    cfg = cfg_factory("identities.detect_max_side=900")
+    derived = identities_config(cfg, pd.DataFrame({"path": ["a/1.jpg"], "identity": ["a"]}))
+    assert detect_max_side(derived.dataset) == 900
+    assert detect_max_side(cfg_factory().dataset) is None  # the embedded sample: its own resolution

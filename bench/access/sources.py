@@ -41,7 +41,9 @@ from bench.detectors.base import Detection
 from bench.embeddings import OK
 from bench.errors import BenchError, ImageLoadError
 from bench.facetable import DetectionCache, detector_key, slug
+from bench.identities import identities_config
 from bench.images import load_photo
+from bench.inventory import detect_max_side
 from bench.layout import cache_dir
 from bench.progress import chunks, progress
 from bench.registry import component_config
@@ -69,8 +71,7 @@ class Sources:
         name = str(cfg.platform.detector)
         self.detector = build_detector(name, cfg)
         self.detector.prepare()
-        key = detector_key(OmegaConf.create(component_config("detector", name, cfg)), self.detector)
-        self.cache = DetectionCache(cache_dir(cfg.results_dir, "detections") / key)
+        self.node = OmegaConf.create(component_config("detector", name, cfg))
         self.recognizer = recognizer
         self.max_pixels = int(cfg.faces.max_image_pixels)
 
@@ -81,11 +82,14 @@ class Sources:
         """The faces of one photo (its file `path`, its pixels `rgb`) of at least faces.min_face_size."""
         return self.detect_many([(path, rgb)])[0]
 
-    def detect_many(self, items: list[tuple[Path, np.ndarray]]) -> list[list[Detection]]:
+    def detect_many(self, items: list[tuple[Path, np.ndarray]], max_side: int | None = None) -> list[list[Detection]]:
         """detect() of each (path, rgb); the photos not in the cache go to the detector in one
-        detect_many call (a detector with `parallel` > 1 scans several at once)."""
-        found = self.cache.detect_many(self.detector, [resultsio.sha256_file(path) for path, _ in items],
-                                       [np.ascontiguousarray(rgb[:, :, ::-1]) for _, rgb in items])
+        detect_many call (a detector with `parallel` > 1 scans several at once), scaled down
+        to `max_side` (the dataset's detect_max_side, bench.inventory)."""
+        key = detector_key(self.node, self.detector, max_side=max_side)
+        cache = DetectionCache(cache_dir(self.cfg.results_dir, "detections") / key)
+        found = cache.detect_many(self.detector, [resultsio.sha256_file(path) for path, _ in items],
+                                  [np.ascontiguousarray(rgb[:, :, ::-1]) for _, rgb in items], max_side)
         return [[d for d in faces if d.size >= float(self.cfg.faces.min_face_size)] for faces in found]
 
     def embed(self, items: list[tuple[Path, np.ndarray]]) -> list[np.ndarray]:
@@ -234,6 +238,7 @@ def from_identities(cfg: DictConfig, sources: Sources, labels_path: Path) -> Bui
     if not {"path", "identity"} <= set(labels.columns):
         raise BenchError(f"{labels_path} needs the columns path,identity")
     root = labels_path.parent
+    max_side = detect_max_side(identities_config(cfg, labels).dataset)  # as the baseline stage detects them
     found: dict[str, list[tuple]] = {}
     rows = list(labels.sort_values(["identity", "path"]).itertuples())
     for batch in chunks(rows, PHOTOS_AT_ONCE, "platform: detect faces", unit="photo"):
@@ -244,7 +249,7 @@ def from_identities(cfg: DictConfig, sources: Sources, labels_path: Path) -> Bui
                 read.append((row, path, sources.read(path)))
             except ImageLoadError as err:
                 log.warning("platform: %s unreadable (%s): left out", row.path, err)
-        for (row, path, rgb), dets in zip(read, sources.detect_many([(path, rgb) for _, path, rgb in read])):
+        for (row, path, rgb), dets in zip(read, sources.detect_many([(path, rgb) for _, path, rgb in read], max_side)):
             if not dets:
                 continue
             largest = max(dets, key=lambda d: d.size)

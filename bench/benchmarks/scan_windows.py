@@ -18,7 +18,6 @@ Raises (run):
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import sys
 import tempfile
@@ -87,16 +86,15 @@ def run(cfg: DictConfig, command: str | None = None) -> dict[str, Path]:
                 pairs.append((png.name[:-len(".png")], anonymized, original, resultsio.sha256_file(original_path)))
         start = time.perf_counter()
         for _, _, original, original_sha in pairs:  # both looks need the originals' scans: timed apart
-            whole.faces(original, original, original_sha)
+            whole.faces(original, original)
         seconds = {"originals": time.perf_counter() - start, "whole": 0.0, "windows": 0.0}
         found = {"whole": 0, "windows": 0}
         only = {"whole": [], "windows": []}
         for photo, anonymized, original, original_sha in pairs:
-            sha = hashlib.sha256(resultsio.png_bytes(anonymized)).hexdigest()
             faces = {}
             for name, scan in (("whole", whole), ("windows", windows)):
                 start = time.perf_counter()
-                faces[name] = scan.faces(anonymized, original, sha, original_sha)[0]
+                faces[name] = scan.faces(anonymized, original, original_sha)[0]
                 seconds[name] += time.perf_counter() - start
                 found[name] += len(faces[name])
             only_whole, only_windows = compare(faces["whole"], faces["windows"])

@@ -52,6 +52,42 @@ def memoize(detector, node: DictConfig, results_dir):
     return detector
 
 
+def detect_scaled(detector, images, max_side: int | None) -> list[list[Detection]]:
+    """detector.detect_many(images), each BGR image first scaled down (cv2.INTER_AREA) so that
+    its longer side is at most `max_side` pixels, and each face's box and landmarks mapped back
+    onto the image's own pixels (x times width / scaled width, y likewise). Images within
+    `max_side`, and every image when it is None, are detected as they are.
+
+    The usual practice for photos far larger than their faces (insightface's FaceAnalysis
+    detects at det_size 640): a dataset's `detect_max_side` (conf/dataset/; the identities
+    set's 13-megapixel portraits) sets it. The aligned crops are still cut from the
+    full-resolution photo at the mapped landmarks (bench.facetable.write_crop).
+    """
+    import cv2
+
+    scaled, factors = [], []
+    for bgr in images:
+        height, width = bgr.shape[:2]
+        if max_side and max(height, width) > int(max_side):
+            ratio = int(max_side) / max(height, width)
+            size = (max(1, round(width * ratio)), max(1, round(height * ratio)))
+            scaled.append(cv2.resize(bgr, size, interpolation=cv2.INTER_AREA))
+            factors.append(np.array([width / size[0], height / size[1]], np.float32))
+        else:
+            scaled.append(bgr)
+            factors.append(None)
+    found = detector.detect_many(scaled)
+    return [faces if factor is None else [scale_detection(d, factor) for d in faces]
+            for faces, factor in zip(found, factors)]
+
+
+def scale_detection(det, factor: np.ndarray):
+    """A Detection with its box and landmarks multiplied by `factor` (x, y)."""
+    box = np.asarray(det.box, np.float32) * np.tile(factor, 2)
+    landmarks = np.asarray(det.landmarks, np.float32).reshape(5, 2) * factor
+    return Detection(box.astype(np.float32), float(det.score), landmarks.astype(np.float32), det.found_by)
+
+
 def rotate_detection(det, k: int, width: int, height: int):
     """A Detection found on `np.rot90(image, k)` mapped back onto `image` (width x height).
 

@@ -251,13 +251,13 @@ def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: p
         rec["failures"].append(failure(photo, "", "audit", status))
     # The last look includes the leak check's own (bench.leakscan: every detector, upright and
     # turned): a face it would find unchanged is covered here. Its scans are cached under the
-    # published photo's hash, so the leaks stage reads them instead of scanning again.
+    # published photo's pixels' hash, so the leaks stage reads them instead of scanning again.
     leak_scan = None
     if scanner is not None:
         original_sha = resultsio.sha256_file(path) if scanner.margin is not None else ""
 
         def leak_scan(rgb: np.ndarray) -> list[Detection]:
-            return scanner.faces(rgb, original, hashlib.sha256(resultsio.png_bytes(rgb)).hexdigest(), original_sha)[0]
+            return scanner.faces(rgb, original, original_sha)[0]
     counted: list = []
     image, found = audit_output(cfg, photo, group, missed, original, image, cover, detector, auditors, audit_status,
                                 rec, leak_scan, counted)

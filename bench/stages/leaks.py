@@ -39,7 +39,8 @@ Writes, in the cell folder (bench.layout.Cell):
                                   the counts against chance}
         leaks.png                 contact sheet: red box = leak, green = anonymized
         leaks.provenance.json     detectors, recognizers, weights sha256, photo sha256
-Cache:  <results_dir>/cache/detections/<detector key>/<photo sha256>.npz (as the faces stage)
+Cache:  <results_dir>/cache/detections/<detector key>/<hash>.npz, the hash of the anonymized pixels
+        (with scan_margin, of them and the original's file: bench.leakscan)
         and the embedding cache of bench.embedding_runner, so a rerun costs little.
 A readable photo without an anonymized photo is reported (`missing_output`), never a crash.
 """
@@ -131,7 +132,7 @@ def run(cfg: DictConfig) -> Cell:
             rows.append(photo_row(photo, MISSING_OUTPUT, f"{MISSING_OUTPUT}: the photo is readable but {out.name} was not written"))
             continue
         photo_sha[photo] = resultsio.sha256_file(out)
-        faces, status, errors = check_photo(cfg, photo, out, photo_sha[photo], scanner)
+        faces, status, errors = check_photo(cfg, photo, out, scanner)
         found += faces
         per_photo[photo] = {"status": status, **({"detector_errors": errors} if errors else {})}
         if status == OK:
@@ -187,7 +188,7 @@ def unavailable_cell(pairs: pd.DataFrame) -> str:
 
 # ---- detection ----------------------------------------------------------------------------
 
-def check_photo(cfg, photo: str, out: Path, sha: str, scanner: LeakScan) -> tuple[list[FoundFace], str, dict]:
+def check_photo(cfg, photo: str, out: Path, scanner: LeakScan) -> tuple[list[FoundFace], str, dict]:
     """(faces found in the anonymized photo, photo status, {detector: error}). Never raises
     on bad input. The faces are bench.leakscan's: every detector, upright and turned, merged."""
     max_pixels = int(cfg.faces.max_image_pixels)
@@ -200,7 +201,7 @@ def check_photo(cfg, photo: str, out: Path, sha: str, scanner: LeakScan) -> tupl
         return [], na(f"anonymized photo is {anonymized.shape[1]}x{anonymized.shape[0]}, "
                       f"the original {original.shape[1]}x{original.shape[0]}: no place to compare"), {}
     original_sha = resultsio.sha256_file(dataset_root(cfg.dataset) / photo) if scanner.margin is not None else ""
-    merged, errors = scanner.faces(anonymized, original, sha, original_sha)
+    merged, errors = scanner.faces(anonymized, original, original_sha)
     min_size = float(cfg.faces.min_face_size)
     faces = []
     for index, det in enumerate(merged):
