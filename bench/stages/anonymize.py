@@ -259,7 +259,10 @@ def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: p
         def leak_scan(rgb: np.ndarray) -> list[Detection]:
             return scanner.faces(rgb, original, original_sha)[0]
     counted: list = []
-    image, found = audit_output(cfg, photo, group, missed, original, image, cover, detector, auditors, audit_status,
+    # An auditor that the leak check also runs (the default: the same eight) looks upright within
+    # leak_scan's look already: it is not run upright a second time, on windows of its own.
+    looking = [a for a in auditors if scanner is None or a.name not in scanner.detectors]
+    image, found = audit_output(cfg, photo, group, missed, original, image, cover, detector, looking, audit_status,
                                 rec, leak_scan, counted)
     # The guards look where the leak check will: each fake at the landmarks of the faces the
     # leak check finds over it on the photo as published; a face covered then means another
@@ -271,7 +274,7 @@ def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: p
         if not changed:
             break
         rec["pairs"] = [pair_row(cfg, cell, *face) for face in zip(rows, chosen, statuses, outcomes)]
-        image, found = audit_output(cfg, photo, group, missed, original, image, cover, detector, auditors,
+        image, found = audit_output(cfg, photo, group, missed, original, image, cover, detector, looking,
                                     audit_status, rec, leak_scan, counted)
     resultsio.write_png(image, result_path)
     for row, outcome, status in zip(rows, outcomes, statuses):
@@ -312,8 +315,9 @@ def audit_output(cfg, photo: str, group: pd.DataFrame, missed: list[Detection], 
                  image: np.ndarray, cover: Generator | None,
                  detector: Detector, auditors: list[Auditor], audit_status: list[str],
                  rec: dict, leak_scan=None, counted: list | None = None) -> tuple[np.ndarray, list[Detection]]:
-    """The last look: the inventory detector and the auditors run on the anonymized photo, and
-    `leak_scan` (RGB image -> the leak check's faces on it, bench.leakscan; None: not run);
+    """The last look: the inventory detector and `auditors` run on the anonymized photo, and
+    `leak_scan` (RGB image -> the leak check's faces on it, bench.leakscan; None: not run;
+    an auditor the leak check runs too is left out of `auditors` by the caller);
     a face they find whose pixels are unchanged from the original (`unchanged_max_diff`) is
     one every detector missed on the original (a score just under its threshold, a face in a
     crowd, a face found only on the photo turned) or one nothing covered: it is covered too.
