@@ -19,7 +19,7 @@ from bench import resultsio
 from bench.datasets import PhotoRef, list_photos
 from bench.detectors import PHOTOS_AT_ONCE, memoize
 from bench.detectors.base import Detector
-from bench.errors import ImageLoadError
+from bench.errors import BenchError, ImageLoadError
 from bench.facetable import (
     FACE_COLUMNS, DetectionCache, detector_key, face_row, failure,
     remove_stale_crops, slug, weights_manifest, write_crop,
@@ -87,9 +87,21 @@ def build(cfg: DictConfig) -> DatasetLayout:
 def detect_max_side(dataset: DictConfig) -> int | None:
     """The dataset's `detect_max_side` (conf/dataset/): its photos are detected scaled down so
     that their longer side is at most this many pixels (bench.detectors.detect_scaled); None:
-    at their own resolution."""
+    at their own resolution.
+
+    Raises:
+        BenchError: a value that is not a whole number of pixels of at least 32.
+    """
     value = dataset.get("detect_max_side")
-    return int(value) if value else None
+    if value is None:
+        return None
+    try:
+        side = int(value)
+    except (TypeError, ValueError):
+        side = 0
+    if side < 32 or str(value).strip() not in (str(side), f"{side}.0"):
+        raise BenchError(f"dataset.detect_max_side must be null or a whole number of pixels >= 32, got {value!r}")
+    return side
 
 
 def detect_photos(refs, detector: Detector, cache: "DetectionCache", opts: DictConfig,

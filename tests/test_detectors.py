@@ -203,3 +203,12 @@ def test_the_identities_set_is_detected_at_its_configured_side(cfg_factory):
     derived = identities_config(cfg, pd.DataFrame({"path": ["a/1.jpg"], "identity": ["a"]}))
     assert detect_max_side(derived.dataset) == 900
     assert detect_max_side(cfg_factory().dataset) is None  # the embedded sample: its own resolution
+
+
+@pytest.mark.parametrize("value", ["abc", 0, -5, 12.5, 8])
+def test_a_detect_max_side_that_is_no_size_is_refused_with_its_key(value):
+    from bench.errors import BenchError
+    from bench.inventory import detect_max_side
+
+    with pytest.raises(BenchError, match="detect_max_side"):
+        detect_max_side(OmegaConf.create({"detect_max_side": value}))
