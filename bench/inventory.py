@@ -100,7 +100,8 @@ def detect_max_side(dataset: DictConfig) -> int | None:
     except (TypeError, ValueError):
         side = 0
     if side < 32 or str(value).strip() not in (str(side), f"{side}.0"):
-        raise BenchError(f"dataset.detect_max_side must be null or a whole number of pixels >= 32, got {value!r}")
+        raise BenchError("dataset.detect_max_side (identities.detect_max_side for the identities set) must be "
+                         f"null or a whole number of pixels >= 32, got {value!r}")
     return side
 
 

@@ -111,7 +111,7 @@ def detect_all(bgr: np.ndarray, sha: str, detectors: dict[str, Detector], caches
 
 
 # The faces each detector (by cache folder) finds on the last original looked at (keyed by its
-# file's sha256): the looks at several edits of one photo, in every cell of a stage, take the
+# pixels' hash): the looks at several edits of one photo, in every cell of a stage, take the
 # original's faces from here. One original at a time: a stage goes photo by photo.
 _ORIGINALS: dict = {"key": None, "faces": {}}
 
@@ -170,7 +170,7 @@ class LeakScan:
         if self.margin is not None:
             original_bgr = np.ascontiguousarray(original[:, :, ::-1])
             key = hashlib.sha256(f"{key}:{original_sha}".encode()).hexdigest()
-            originals = _originals_of(original_sha or content_hash(original))
+            originals = _originals_of(content_hash(original))  # its pixels: a sha a caller got wrong cannot mix photos
         found, errors = detect_all(np.ascontiguousarray(anonymized[:, :, ::-1]), key, self.detectors, self.caches,
                                    self.rotations, self.merge_iou, original_bgr, float(self.margin or 0), originals)
         merged = in_reading_order([d for d in merge_detections(split_turned(found), self.merge_iou)

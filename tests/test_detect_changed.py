@@ -302,3 +302,34 @@ def test_the_leak_check_scans_an_original_once_for_all_its_edits(tmp_path):
         found, errors = scan.faces(edited[:, :, ::-1], original[:, :, ::-1], original_sha=f"orig-{tmp_path.name}")
         assert errors == {} and boxes(found) == boxes(squares(edited))
     assert detector.shapes.count((128, 160)) == 1  # the original, once; then windows only
+
+
+def test_two_originals_under_one_sha_do_not_share_their_faces(tmp_path):
+    """The leak check's memo of an original's faces is keyed by its pixels: a caller that
+    passes the same original_sha for two photos still gets each photo's own faces."""
+    from bench.facetable import DetectionCache
+    from bench.leakscan import LeakScan
+
+    class Squares:
+        name = "squares"
+
+        def native_scale(self, height, width):
+            return True
+
+        def detect_many(self, images):
+            return [squares(np.ascontiguousarray(im)) for im in images]
+
+    one = np.zeros((100, 120, 3), np.uint8)
+    one[50:60, 60:70] = 255
+    two = np.zeros((100, 120, 3), np.uint8)
+    edited = two.copy()
+    edited[10:20, 10:20] = 255
+    scan = LeakScan({"squares": Squares()}, {}, {"squares": DetectionCache(tmp_path / "s")}, [], 0.4, 2, 0.5)
+    scan.faces(one, one, original_sha="same")
+    found, _ = scan.faces(edited, two, original_sha="same")
+    assert boxes(found) == boxes(squares(edited))
+
+
+def test_changed_mask_of_an_empty_image_is_empty():
+    empty = np.zeros((0, 5, 3), np.uint8)
+    assert changed_mask(empty, empty).shape == (0, 5)

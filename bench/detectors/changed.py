@@ -35,7 +35,7 @@ def changed_mask(edited: np.ndarray, original: np.ndarray) -> np.ndarray:
     """(H, W) bool: pixels where any channel differs. Both (H, W, C) uint8 of the same shape."""
     if edited.shape != original.shape:
         raise ValueError(f"edited {edited.shape} and original {original.shape} differ in shape")
-    if edited.dtype != np.uint8 or original.dtype != np.uint8:
+    if edited.dtype != np.uint8 or original.dtype != np.uint8 or edited.ndim not in (2, 3) or not edited.size:
         diff = edited != original
         return diff.any(axis=2) if diff.ndim == 3 else diff
     diff = cv2.absdiff(edited, original)  # OpenCV's absolute difference: 0 exactly where equal
