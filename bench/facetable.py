@@ -100,12 +100,10 @@ def detector_key(node, detector, code: tuple[str, ...] = (), max_side: int | Non
     """
     from bench.provenance import code_sha256
 
-    if max_side:
-        node = {"detector": OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node,
-                "detect_max_side": int(max_side)}
-        code = (*code, "bench.detectors")
-    present = [resultsio.file_sha256(p) for p in detector.weights() if Path(p).is_file()]
     node = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    if max_side:
+        node, code = {"detector": node, "detect_max_side": int(max_side)}, (*code, "bench.detectors")
+    present = [resultsio.file_sha256(p) for p in detector.weights() if Path(p).is_file()]
     members = getattr(detector, "members", None) or {}
     # bench.images too: most detection caches are keyed by the photo file's sha256, and what
     # the detector sees of that file is load_photo's decoding (EXIF turn, modes, size cap)

@@ -154,23 +154,22 @@ class LeakScan:
         return json.dumps({"caches": sorted(str(c.folder.name) for c in self.caches.values()),
                            "turned_min": self.turned_min, "margin": self.margin})
 
-    def faces(self, anonymized: np.ndarray, original: np.ndarray,
-              original_sha: str = "") -> tuple[list[Detection], dict[str, str]]:
+    def faces(self, anonymized: np.ndarray, original: np.ndarray) -> tuple[list[Detection], dict[str, str]]:
         """(the faces in the anonymized photo, merged, in reading order; {detector: why it failed}).
 
         Args:
             anonymized, original: (H, W, 3) uint8 RGB of the same size. The cache key is the
                 anonymized pixels' hash (bench.facetable.content_hash): the anonymize stage,
                 which has the pixels before it writes the PNG, and the leaks stage, which
-                decodes that lossless PNG, look up the same entry.
-            original_sha: sha256 of the original's file; with `leaks.scan_margin` set the scan
-                depends on both photos and is cached under both hashes.
+                decodes that lossless PNG, look up the same entry. With `leaks.scan_margin` set
+                the scan depends on both photos and is cached under both pixels' hashes.
         """
         original_bgr, key, originals = None, content_hash(anonymized), None
         if self.margin is not None:
             original_bgr = np.ascontiguousarray(original[:, :, ::-1])
-            key = hashlib.sha256(f"{key}:{original_sha}".encode()).hexdigest()
-            originals = _originals_of(content_hash(original))  # its pixels: a sha a caller got wrong cannot mix photos
+            original_key = content_hash(original)
+            key = hashlib.sha256(f"{key}:{original_key}".encode()).hexdigest()
+            originals = _originals_of(original_key)
         found, errors = detect_all(np.ascontiguousarray(anonymized[:, :, ::-1]), key, self.detectors, self.caches,
                                    self.rotations, self.merge_iou, original_bgr, float(self.margin or 0), originals)
         merged = in_reading_order([d for d in merge_detections(split_turned(found), self.merge_iou)

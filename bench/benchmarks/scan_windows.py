@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from bench import resultsio
 from bench.boxes import iou_matrix
 from bench.benchmarks import config_main, write_report
 from bench.errors import BenchError
@@ -83,18 +82,18 @@ def run(cfg: DictConfig, command: str | None = None) -> dict[str, Path]:
             anonymized = load_photo(png, int(cfg.faces.max_image_pixels)).rgb
             original = load_photo(original_path, int(cfg.faces.max_image_pixels)).rgb
             if anonymized.shape == original.shape:
-                pairs.append((png.name[:-len(".png")], anonymized, original, resultsio.sha256_file(original_path)))
+                pairs.append((png.name[:-len(".png")], anonymized, original))
         start = time.perf_counter()
-        for _, _, original, original_sha in pairs:  # both looks need the originals' scans: timed apart
+        for _, _, original in pairs:  # both looks need the originals' scans: timed apart
             whole.faces(original, original)
         seconds = {"originals": time.perf_counter() - start, "whole": 0.0, "windows": 0.0}
         found = {"whole": 0, "windows": 0}
         only = {"whole": [], "windows": []}
-        for photo, anonymized, original, original_sha in pairs:
+        for photo, anonymized, original in pairs:
             faces = {}
             for name, scan in (("whole", whole), ("windows", windows)):
                 start = time.perf_counter()
-                faces[name] = scan.faces(anonymized, original, original_sha)[0]
+                faces[name] = scan.faces(anonymized, original)[0]
                 seconds[name] += time.perf_counter() - start
                 found[name] += len(faces[name])
             only_whole, only_windows = compare(faces["whole"], faces["windows"])

@@ -254,10 +254,8 @@ def anonymize_photo(cfg, cell: Cell, photo: str, group: pd.DataFrame, targets: p
     # published photo's pixels' hash, so the leaks stage reads them instead of scanning again.
     leak_scan = None
     if scanner is not None:
-        original_sha = resultsio.sha256_file(path) if scanner.margin is not None else ""
-
         def leak_scan(rgb: np.ndarray) -> list[Detection]:
-            return scanner.faces(rgb, original, original_sha)[0]
+            return scanner.faces(rgb, original)[0]
     counted: list = []
     # An auditor that the leak check also runs (the default: the same eight) looks upright within
     # leak_scan's look already: it is not run upright a second time, on windows of its own.

@@ -40,7 +40,7 @@ Writes, in the cell folder (bench.layout.Cell):
         leaks.png                 contact sheet: red box = leak, green = anonymized
         leaks.provenance.json     detectors, recognizers, weights sha256, photo sha256
 Cache:  <results_dir>/cache/detections/<detector key>/<hash>.npz, the hash of the anonymized pixels
-        (with scan_margin, of them and the original's file: bench.leakscan)
+        (with scan_margin, of them and the original's pixels: bench.leakscan)
         and the embedding cache of bench.embedding_runner, so a rerun costs little.
 A readable photo without an anonymized photo is reported (`missing_output`), never a crash.
 """
@@ -200,8 +200,7 @@ def check_photo(cfg, photo: str, out: Path, scanner: LeakScan) -> tuple[list[Fou
     if anonymized.shape != original.shape:
         return [], na(f"anonymized photo is {anonymized.shape[1]}x{anonymized.shape[0]}, "
                       f"the original {original.shape[1]}x{original.shape[0]}: no place to compare"), {}
-    original_sha = resultsio.sha256_file(dataset_root(cfg.dataset) / photo) if scanner.margin is not None else ""
-    merged, errors = scanner.faces(anonymized, original, original_sha)
+    merged, errors = scanner.faces(anonymized, original)
     min_size = float(cfg.faces.min_face_size)
     faces = []
     for index, det in enumerate(merged):
