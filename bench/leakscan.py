@@ -30,7 +30,7 @@ from omegaconf import DictConfig
 
 from bench.detectors import build_detector, detect_turned, split_turned, turned_cache, turned_consensus
 from bench.detectors.base import Detection, Detector, in_reading_order
-from bench.detectors.changed import changed_mask, detect_changed
+from bench.detectors.changed import changed_mask, scan_edit
 from bench.detectors.ensemble import EnsembleDetector, merge_detections
 from bench.embeddings import na
 from bench.facetable import DetectionCache, content_hash
@@ -87,8 +87,8 @@ def detect_all(bgr: np.ndarray, sha: str, detectors: dict[str, Detector], caches
         dets = caches[name].get(sha)
         if dets is None:
             try:
-                def scan(image, detector=detector):
-                    return detect_turned(detector, image, rotations, merge_iou)
+                def scan(image, as_is=False, detector=detector):
+                    return detect_turned(detector, image, rotations, merge_iou, as_is=as_is)
                 if original is None:
                     dets = scan(bgr)
                 else:
@@ -99,8 +99,7 @@ def detect_all(bgr: np.ndarray, sha: str, detectors: dict[str, Detector], caches
                         if originals is not None:
                             originals[slot] = before
                     mask = changed_mask(bgr, original) if mask is None else mask  # once for every detector
-                    dets = detect_changed(scan, bgr, original, before, margin,
-                                          native=detector.native_scale(*bgr.shape[:2]), mask=mask)
+                    dets = scan_edit(detector, bgr, original, before, margin, mask=mask, scan=scan)
             except Exception as err:  # noqa: BLE001 - one detector's bug must not hide the others' faces
                 errors[name] = f"{type(err).__name__}: {err}"
                 log.warning("%s failed on a photo (%s): its faces there are not counted", name, errors[name])

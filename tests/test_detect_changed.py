@@ -311,3 +311,69 @@ def test_two_originals_do_not_share_their_faces(tmp_path):
 def test_changed_mask_of_an_empty_image_is_empty():
     empty = np.zeros((0, 5, 3), np.uint8)
     assert changed_mask(empty, empty).shape == (0, 5)
+
+
+class Halves(Squares):
+    """A detector that resizes a photo before it scans it (as SCRFD does): squares() on every
+    second pixel, its faces mapped back by 2. `view()` is that half-size photo; `viewable`
+    False: no view (a network of one fixed input size)."""
+
+    name = "halves"
+
+    def __init__(self, viewable: bool = True):
+        super().__init__(native=False)
+        self.viewable, self.as_is_calls = viewable, []
+
+    def view(self, bgr):
+        return (np.ascontiguousarray(bgr[::2, ::2]), 0.5) if self.viewable else None
+
+    def _detect(self, bgr):
+        self.calls.append(bgr.shape[:2])
+        return [Detection(d.box * 2, d.score, d.landmarks * 2) for d in squares(np.ascontiguousarray(bgr[::2, ::2]))]
+
+    def _detect_as_is(self, bgr):
+        self.as_is_calls.append(bgr.shape[:2])
+        return squares(bgr)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), edits=st.integers(1, 4))
+def test_a_resizing_detector_scans_windows_of_its_view(seed, edits):
+    """scan_edit on a detector with a view(): the faces of a whole scan, windows cut from the
+    view (smaller than it), the original's unchanged faces given back as they were."""
+    from bench.detectors.changed import scan_edit
+
+    rng = np.random.default_rng(seed)
+    original = np.zeros((192, 256, 3), np.uint8)
+    _draw(original, rng, 14)
+    edited = original.copy()
+    for _ in range(edits):
+        w, h = int(rng.integers(4, 40)), int(rng.integers(4, 40))
+        x, y = int(rng.integers(0, 256 - w)), int(rng.integers(0, 192 - h))
+        edited[y:y + h, x:x + w] = rng.choice([0, 128])
+        _draw(edited, rng, int(rng.integers(0, 3)), x, y, x + w, y + h)
+    detector = Halves()
+    before = detector.detect(original)
+    got = scan_edit(detector, edited, original, before, margin=0.5, min_margin=8)
+    assert boxes(got) == boxes(detector.detect(edited))
+    assert all(h * w < 96 * 128 for h, w in detector.as_is_calls)
+    from bench.detectors.changed import touches
+
+    away = [b for b in before if not touches(b, changed_mask(edited, original), grow=6)]
+    assert all(any(d is b for d in got) for b in away)  # given back as they were, not mapped twice
+
+
+def test_a_resizing_detector_without_a_view_scans_the_whole_photo():
+    from bench.detectors.changed import scan_edit
+
+    original = np.zeros((64, 96, 3), np.uint8)
+    original[10:20, 10:20] = 255
+    edited = original.copy()
+    edited[40:50, 60:70] = 255
+    detector = Halves(viewable=False)
+    before = detector.detect(original)
+    detector.calls.clear()
+    got = scan_edit(detector, edited, original, before, margin=0.5)
+    assert detector.calls == [(64, 96)] and detector.as_is_calls == []
+    assert boxes(got) == boxes(detector.detect(edited))
+    assert scan_edit(detector, original, original, before, margin=0.5) == before  # nothing changed: nothing scanned

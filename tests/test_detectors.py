@@ -212,3 +212,47 @@ def test_a_detect_max_side_that_is_no_size_is_refused_with_its_key(value):
 
     with pytest.raises(BenchError, match="detect_max_side"):
         detect_max_side(OmegaConf.create({"detect_max_side": value}))
+
+
+@pytest.mark.parametrize("name", ["scrfd_1280", "scrfd"])
+def test_scrfd_scans_windows_of_its_view_and_finds_the_whole_scans_faces(name, cfg_factory, shared, t1):
+    """SCRFD resizes a photo into its input size; an edited photo's windows are cut from that
+    view and scanned as they are (bench.detectors.changed.scan_edit): the same faces as the
+    whole scan, at the same places, from inputs smaller than the whole scan's."""
+    from bench.boxes import iou_matrix
+    from bench.detectors.changed import scan_edit
+
+    require("insightface")
+    shared("weights", "scrfd_2.5g_bnkps.onnx")
+    scrfd = build_detector(name, cfg_factory())
+    scrfd.memo = None
+    edited = t1.copy()
+    faces = scrfd.detect(t1)
+    for face in faces[::2]:  # three faces blacked out, as a generator that failed badly would
+        x1, y1, x2, y2 = face.box.astype(int)
+        edited[y1:y2, x1:x2] = 0
+    shapes = []
+    as_is = scrfd._detect_as_is
+    scrfd._detect_as_is = lambda bgr: (shapes.append(bgr.shape[:2]), as_is(bgr))[1]
+    got = scan_edit(scrfd, edited, t1, faces, margin=0.5)
+    whole = scrfd.detect(edited)
+    # A window's border is not the whole input's, so scores differ a little: a face at the
+    # threshold (scrfd at 640 px scores what is left of a blacked-out face 0.50) may go either
+    # way; every face clear of it is found by both, at the same place, with a close score.
+    clear = float(scrfd.score_threshold) + 0.05
+    for these, those in ((got, whole), (whole, got)):
+        for face in (d for d in these if d.score >= clear):
+            overlap = iou_matrix(face.box[None], np.array([d.box for d in those]).reshape(-1, 4))[0]
+            assert overlap.max() > 0.9 and abs(those[int(overlap.argmax())].score - face.score) < 0.05
+    assert sum(d.score >= clear for d in got) == 3
+    assert shapes and all(h * w < 0.5 * scrfd.input_size[0] * scrfd.input_size[1] for h, w in shapes)
+    assert [d for d in got if any(d is f for f in faces)] == [faces[1], faces[3], faces[5]]
+
+
+def test_a_scrfd_of_one_fixed_input_size_has_no_view(cfg_factory, shared, t1):
+    require("insightface")
+    shared("weights", "scrfd_500m_bnkps.onnx")
+    scrfd = build_detector("scrfd_500m", cfg_factory())
+    if not str(scrfd.weights()[0]).endswith("scrfd_500m_bnkps.onnx") or not scrfd.weights()[0].is_file():
+        pytest.skip("scrfd_500m's first weights file is not the fixed-size scrfd_500m_bnkps.onnx here")
+    assert scrfd.view(t1) is None

@@ -112,18 +112,19 @@ def rotate_detection(det, k: int, width: int, height: int):
     return Detection(new_box, float(det.score), back(np.asarray(det.landmarks, np.float32)).astype(np.float32), det.found_by)
 
 
-def detect_turned(detector, bgr, rotations, merge_iou: float) -> list:
+def detect_turned(detector, bgr, rotations, merge_iou: float, as_is: bool = False) -> list:
     """The detector's faces on `bgr` upright and turned by each of `rotations` (degrees,
     multiples of 90: faces upside down or sideways, which upright detectors miss), mapped
     back and merged (bench.detectors.ensemble.merge_detections); `found_by` names the turn,
-    e.g. "yunet@180"."""
+    e.g. "yunet@180". `as_is`: `bgr` is a window of the detector's view() of a photo
+    (Detector.detect_many)."""
     from bench.detectors.ensemble import merge_detections  # the ensemble imports this package
 
     height, width = bgr.shape[:2]
     turns = [(int(degrees), int(degrees) // 90 % 4) for degrees in rotations or []]
     turns = [(degrees, k) for degrees, k in turns if k]
     # one call: a detector with `parallel` > 1 scans the turns at once
-    upright, *turned = detector.detect_many([bgr] + [np.rot90(bgr, k) for _, k in turns])
+    upright, *turned = detector.detect_many([bgr] + [np.rot90(bgr, k) for _, k in turns], as_is=as_is)
     found = {detector.name: upright}
     for (degrees, k), faces in zip(turns, turned):
         found[f"{detector.name}@{degrees}"] = [rotate_detection(d, k, width, height) for d in faces]

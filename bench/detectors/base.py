@@ -59,6 +59,20 @@ class Detector(Component, abc.ABC):
         changed). False for one that resizes its input to a fixed size (SCRFD)."""
         return True
 
+    def view(self, bgr: np.ndarray) -> tuple[np.ndarray, float] | None:
+        """For a detector that resizes a photo before its network sees it (native_scale False):
+        (the photo as its network sees it, (h', w', 3) uint8 before any padding; the factor
+        from photo to view pixels, the same on both axes), when a window cut from that view can
+        be scanned as it is (detect_many(..., as_is=True)): the windows around an edit are then
+        cut from the view (bench.detectors.changed). None: this detector cannot (a network of
+        one fixed input size), so an edited photo is scanned whole."""
+        return None
+
+    def _detect_as_is(self, bgr: np.ndarray) -> list[Detection]:
+        """_detect without the resizing to the network's input size (see view()): the
+        network runs on `bgr` as it is, padded to its stride."""
+        raise NotImplementedError(f"{type(self).__name__} has no view to scan windows of (view() is None)")
+
     def detect(self, bgr: np.ndarray) -> list[Detection]:
         """All faces in one BGR uint8 photo, in a deterministic order (left to right, top to bottom).
 
@@ -68,39 +82,47 @@ class Detector(Component, abc.ABC):
         """
         return self.detect_many([bgr])[0]
 
-    def detect_many(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
+    def detect_many(self, images: Sequence[np.ndarray], as_is: bool = False) -> list[list[Detection]]:
         """detect() of each BGR uint8 image, in order; the images not in the memo are detected
         `parallel` at a time (threads), else one after another. The answers do not depend
-        on `parallel`: each image is detected on its own."""
+        on `parallel`: each image is detected on its own. `as_is`: each image is a window of
+        this detector's view() of a photo, scanned without resizing (_detect_as_is; memo
+        entries of their own)."""
         images = [np.ascontiguousarray(bgr) for bgr in images]
         keys: list = [None] * len(images)
         found: list = [None] * len(images)
         if self.memo is not None:
             from bench.facetable import content_hash
 
-            keys = [content_hash(bgr) for bgr in images]
+            keys = [("as-is-" if as_is else "") + content_hash(bgr) for bgr in images]
             found = [self.memo.get(key) for key in keys]
         todo = [i for i, f in enumerate(found) if f is None]
         if not todo:
             return found
         self.prepare()  # before any thread starts: weights load once
+        run = self._detect_as_is_sorted if as_is else self._detect_sorted
         if int(self.parallel) > 1:
-            fresh = self._detect_in_threads([images[i] for i in todo])
+            fresh = self._detect_in_threads([images[i] for i in todo], run)
         else:
-            fresh = [self._detect_sorted(images[i]) for i in todo]
+            fresh = [run(images[i]) for i in todo]
         for i, faces in zip(todo, fresh):
             found[i] = self.memo.put(keys[i], faces) if self.memo is not None else faces
         return found
 
-    def _detect_in_threads(self, images: list[np.ndarray]) -> list[list[Detection]]:
-        """_detect_sorted of each image on the process's pool of `parallel` threads (threads
-        that live on, so what a detector keeps per thread is built once; bench.benchmarks.probes
-        times this wait as model calls: its probes time the main thread only)."""
-        return list(thread_pool(int(self.parallel)).map(self._detect_sorted, images))
+    def _detect_in_threads(self, images: list[np.ndarray], run) -> list[list[Detection]]:
+        """run(image) (_detect_sorted or _detect_as_is_sorted) of each image on the process's
+        pool of `parallel` threads (threads that live on, so what a detector keeps per thread
+        is built once; bench.benchmarks.probes times this wait as model calls: its probes time
+        the main thread only)."""
+        return list(thread_pool(int(self.parallel)).map(run, images))
 
     def _detect_sorted(self, bgr: np.ndarray) -> list[Detection]:
         self.prepare()
         return in_reading_order(self._detect(bgr))
+
+    def _detect_as_is_sorted(self, bgr: np.ndarray) -> list[Detection]:
+        self.prepare()
+        return in_reading_order(self._detect_as_is(bgr))
 
 
 # size -> this process's pool of detection threads (thread_pool); a forked child starts without

@@ -15,9 +15,11 @@ scanned (the same fake of a face, a face nothing changed since) costs nothing.
 
 Windows are scanned at the photo's own resolution, their corners on a 32-px grid counted
 from each side of the photo (the strides of the CNN detectors, in every turn). A detector
-that resizes its input to a fixed size (SCRFD; `Detector.native_scale`) would see a window
-magnified, finding faces (and false faces) that the whole scan does not: it scans the whole
-photo instead.
+that resizes the photo to its input size first (SCRFD; `Detector.native_scale` False) would
+see a window of the photo magnified, finding faces (and false faces) that the whole scan does
+not: its windows are cut from its own view of the photo (`Detector.view`, the resized photo,
+where the windows lie on the same grid) and scanned as they are (scan_edit). A detector
+with no view (a network of one fixed input size) scans the whole photo.
 """
 from __future__ import annotations
 
@@ -224,11 +226,52 @@ def _seen(det: Detection, chosen: list[Detection], cut: bool) -> bool:
     return bool((width * height / own).max() >= 0.5)
 
 
+def scan_edit(detector, edited: np.ndarray, original: np.ndarray, original_faces: Sequence[Detection],
+              margin: float, min_margin: int = 32, mask: np.ndarray | None = None,
+              scan: Callable[..., list[Detection]] | None = None) -> list[Detection]:
+    """The faces one detector finds on `edited`, scanning only what changed (detect_changed).
+
+    A detector that scans a photo at its own resolution (Detector.native_scale) scans windows
+    of `edited`. One that resizes the photo first (SCRFD into its input size) scans windows
+    of its view() of `edited`, as they are, around the pixels where the views differ, and
+    its faces there are mapped back to the photo's pixels; where it has no view (a network of
+    one fixed input size), `edited` is scanned whole.
+
+    Args:
+        detector: a single detector (bench.detectors.base.Detector).
+        edited, original: (H, W, 3) uint8 BGR, the same shape.
+        original_faces: the detector's faces on `original` (scan(original)), photo pixels.
+        margin, min_margin, mask: as detect_changed (min_margin in the pixels scanned: the
+            view's for a resizing detector; `mask` is the photo's, unused for a view).
+        scan: scan(image, as_is=False) -> faces, the detector's call (default: its memoized
+            detect_many; the leak check's: detect_turned). as_is=True on a window of a view.
+    """
+    from bench.detectors import scale_detection
+
+    if scan is None:
+        def scan(image, as_is=False):
+            return detector.detect_many([image], as_is=as_is)[0]
+    height, width = edited.shape[:2]
+    if detector.native_scale(height, width):
+        return detect_changed(scan, edited, original, original_faces, margin, min_margin, mask=mask)
+    mask = changed_mask(edited, original) if mask is None else mask
+    seen = detector.view(edited) if mask.any() else None
+    if seen is None:  # nothing changed, or no view to cut windows from: as detect_changed(native=False)
+        return detect_changed(scan, edited, original, original_faces, margin, min_margin, native=False, mask=mask)
+    (edited_view, factor), (original_view, _) = seen, detector.view(original)
+    to_view = np.array([factor, factor], np.float32)
+    faces_view = [scale_detection(d, to_view) for d in original_faces]
+    photo_face = {id(v): d for v, d in zip(faces_view, original_faces)}  # unchanged faces come back as given
+    found = detect_changed(lambda image: scan(image, as_is=True), edited_view, original_view, faces_view,
+                           margin, min_margin)
+    back = np.array([1 / factor, 1 / factor], np.float32)  # as SCRFD.detect maps its faces back
+    return [photo_face[id(d)] if id(d) in photo_face else scale_detection(d, back) for d in found]
+
+
 def scan_changed(detector, edited: np.ndarray, original: np.ndarray, margin: float,
                  min_margin: int = 32) -> list[Detection]:
-    """`detector.detect(edited)` (BGR uint8) computed as detect_changed does: the detector's
-    own (memoized) faces on `original` where unchanged, windows around the changes elsewhere;
-    the whole photo for a detector that does not scan windows at its native scale. An
+    """`detector.detect(edited)` (BGR uint8) computed as scan_edit does: the detector's own
+    (memoized) faces on `original` where unchanged, windows around the changes elsewhere. An
     ensemble runs so member by member and merges their faces as its detect() does."""
     from bench.detectors.base import in_reading_order
     from bench.detectors.ensemble import EnsembleDetector, merge_detections
@@ -237,6 +280,4 @@ def scan_changed(detector, edited: np.ndarray, original: np.ndarray, margin: flo
         found = {name: scan_changed(member, edited, original, margin, min_margin)
                  for name, member in detector.ready().items()}
         return in_reading_order(merge_detections(found, detector.merge_iou))
-    height, width = edited.shape[:2]
-    return detect_changed(detector.detect, edited, original, detector.detect(original), margin, min_margin,
-                          native=detector.native_scale(height, width))
+    return scan_edit(detector, edited, original, detector.detect(original), margin, min_margin)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from bench.detectors.base import Detection, Detector, first_existing
@@ -30,11 +31,53 @@ class ScrfdDetector(Detector):
         self._model.nms_thresh = self.nms_threshold
 
     def native_scale(self, height: int, width: int) -> bool:
-        return False  # every photo and window is resized to input_size
+        return False  # every photo is resized to input_size (a window scan cuts the view instead)
+
+    def view(self, bgr: np.ndarray) -> tuple[np.ndarray, float] | None:
+        """The photo as insightface's SCRFD.detect resizes it into input_size (aspect kept,
+        cv2.resize; the rest of the input is zeros, right and bottom), and the factor it maps
+        faces back by (new height / height). None for a model of one fixed input size
+        (buffalo_sc's det_500m, scrfd_500m_bnkps: 640 x 640), which takes no windows."""
+        self.prepare()
+        shape = self._model.session.get_inputs()[0].shape
+        if all(isinstance(v, int) for v in shape[2:4]):
+            return None
+        height, width = bgr.shape[:2]
+        im_ratio, model_ratio = height / width, self.input_size[1] / self.input_size[0]
+        if im_ratio > model_ratio:  # the same arithmetic as insightface's SCRFD._detect_candidates
+            new_height = self.input_size[1]
+            new_width = int(new_height / im_ratio)
+        else:
+            new_width = self.input_size[0]
+            new_height = int(new_width * im_ratio)
+        return cv2.resize(bgr, (new_width, new_height)), float(new_height) / height
 
     def _detect(self, bgr: np.ndarray) -> list[Detection]:
         boxes, kps = self._model.detect(bgr, input_size=self.input_size, max_num=0)
-        return [
-            Detection(box=b[:4].astype(np.float32), score=float(b[4]), landmarks=k.astype(np.float32))
-            for b, k in zip(boxes, kps)
-        ]
+        return _detections(boxes, kps)
+
+    def _detect_as_is(self, bgr: np.ndarray) -> list[Detection]:
+        """SCRFD.detect on a window of view(): the network runs on it as it is, padded with zeros
+        (right and bottom, as insightface pads its input) to its stride, 32 px; candidates
+        sorted by score and suppressed by the model's own NMS, as SCRFD.detect does them."""
+        height, width = bgr.shape[:2]
+        canvas = np.zeros((-(-height // STRIDE) * STRIDE, -(-width // STRIDE) * STRIDE, 3), np.uint8)
+        canvas[:height, :width] = bgr
+        scores, boxes, kpss = self._model.forward(canvas, self.score_threshold)
+        if not sum(s.size for s in scores):
+            return []
+        scores = np.vstack(scores)
+        order = np.argsort(-scores.ravel(), kind="stable")
+        candidates = np.hstack((np.vstack(boxes), scores)).astype(np.float32, copy=False)[order]
+        kpss = np.vstack(kpss)[order]
+        keep = self._model.nms(candidates)
+        return _detections(candidates[keep], kpss[keep])
+
+
+# The coarsest feature stride of SCRFD's FPN (8, 16, 32): an input is a multiple of it.
+STRIDE = 32
+
+
+def _detections(boxes: np.ndarray, kps: np.ndarray) -> list[Detection]:
+    return [Detection(box=b[:4].astype(np.float32), score=float(b[4]), landmarks=k.astype(np.float32))
+            for b, k in zip(boxes, kps)]
