@@ -22,13 +22,26 @@ class ScrfdDetector(Detector):
         return [Path(p).expanduser() for p in self.model_paths]
 
     def _load(self) -> None:
+        path = first_existing("SCRFD", self.model_paths)
+        self._model = self._session(path, static_shape_sessions=True)
+        self._windows = None  # the model for windows of view(), made on first use
+
+    def _session(self, path, static_shape_sessions: bool):
+        """insightface's SCRFD for `path`, on the CPU without a memory arena (it would keep a
+        1280 px input's activations for good; onnx_cpu). `static_shape_sessions`: insightface's
+        default, True, builds a session of its own for each input size (the whole scan's one
+        size); False runs every size on the one dynamic session (windows come in many sizes,
+        and a session per size costs ~60 ms to build and is kept)."""
         from insightface.model_zoo import get_model
 
-        path = first_existing("SCRFD", self.model_paths)
-        # no memory arena: it would keep a 1280 px input's activations for good (onnx_cpu)
-        self._model = get_model(str(path), providers=["CPUExecutionProvider"], sess_options=cpu_options())
-        self._model.prepare(ctx_id=-1, input_size=self.input_size, det_thresh=self.score_threshold)
-        self._model.nms_thresh = self.nms_threshold
+        options = {"providers": ["CPUExecutionProvider"], "sess_options": cpu_options()}
+        try:
+            model = get_model(str(path), static_shape_sessions=static_shape_sessions, **options)
+        except TypeError:  # insightface before the option: one dynamic session for every size
+            model = get_model(str(path), **options)
+        model.prepare(ctx_id=-1, input_size=self.input_size, det_thresh=self.score_threshold)
+        model.nms_thresh = self.nms_threshold
+        return model
 
     def native_scale(self, height: int, width: int) -> bool:
         return False  # every photo is resized to input_size (a window scan cuts the view instead)
@@ -63,14 +76,16 @@ class ScrfdDetector(Detector):
         height, width = bgr.shape[:2]
         canvas = np.zeros((-(-height // STRIDE) * STRIDE, -(-width // STRIDE) * STRIDE, 3), np.uint8)
         canvas[:height, :width] = bgr
-        scores, boxes, kpss = self._model.forward(canvas, self.score_threshold)
+        if self._windows is None:
+            self._windows = self._session(self._model.model_file, static_shape_sessions=False)
+        scores, boxes, kpss = self._windows.forward(canvas, self.score_threshold)
         if not sum(s.size for s in scores):
             return []
         scores = np.vstack(scores)
         order = np.argsort(-scores.ravel(), kind="stable")
         candidates = np.hstack((np.vstack(boxes), scores)).astype(np.float32, copy=False)[order]
         kpss = np.vstack(kpss)[order]
-        keep = self._model.nms(candidates)
+        keep = self._windows.nms(candidates)
         return _detections(candidates[keep], kpss[keep])
 
 
