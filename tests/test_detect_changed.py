@@ -377,3 +377,16 @@ def test_a_resizing_detector_without_a_view_scans_the_whole_photo():
     assert detector.calls == [(64, 96)] and detector.as_is_calls == []
     assert boxes(got) == boxes(detector.detect(edited))
     assert scan_edit(detector, original, original, before, margin=0.5) == before  # nothing changed: nothing scanned
+
+
+def test_an_ensemble_is_scanned_turned():
+    """detect_turned on an ensemble (named in anonymize.audit_detectors or leaks.detectors):
+    its detect_many takes no as_is, and none is passed for a whole photo."""
+    from bench.detectors import detect_turned
+    from bench.detectors.ensemble import EnsembleDetector
+
+    image = np.zeros((64, 96, 3), np.uint8)
+    image[10:20, 30:44] = 255
+    ensemble = EnsembleDetector({"a": Squares(), "b": Squares()})
+    found = detect_turned(ensemble, image, [90, 180, 270], 0.4)
+    assert boxes(found) == [(30.0, 10.0, 44.0, 20.0)]

@@ -1,6 +1,7 @@
 """InsightFace SCRFD through insightface's own model_zoo (the loader its users call)."""
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import cv2
@@ -25,6 +26,7 @@ class ScrfdDetector(Detector):
         path = first_existing("SCRFD", self.model_paths)
         self._model = self._session(path, static_shape_sessions=True)
         self._windows = None  # the model for windows of view(), made on first use
+        self._windows_lock = threading.Lock()  # by one thread
 
     def _session(self, path, static_shape_sessions: bool):
         """insightface's SCRFD for `path`, on the CPU without a memory arena (it would keep a
@@ -76,8 +78,9 @@ class ScrfdDetector(Detector):
         height, width = bgr.shape[:2]
         canvas = np.zeros((-(-height // STRIDE) * STRIDE, -(-width // STRIDE) * STRIDE, 3), np.uint8)
         canvas[:height, :width] = bgr
-        if self._windows is None:
-            self._windows = self._session(self._model.model_file, static_shape_sessions=False)
+        with self._windows_lock:
+            if self._windows is None:
+                self._windows = self._session(self._model.model_file, static_shape_sessions=False)
         scores, boxes, kpss = self._windows.forward(canvas, self.score_threshold)
         if not sum(s.size for s in scores):
             return []
