@@ -120,7 +120,7 @@ def test_dlib_hog_in_threads_finds_what_it_finds_one_photo_at_a_time(t1):
     images = [small] + [np.ascontiguousarray(np.rot90(small, k)) for k in (1, 2, 3)]
     calls = []
     scan = threaded._detect_sorted
-    threaded._detect_sorted = lambda bgr: calls.append(threading.get_ident()) or scan(bgr)
+    threaded._detect_sorted = lambda *args: calls.append(threading.get_ident()) or scan(*args)
     at_once = threaded.detect_many(images)
     assert len(set(calls)) == 2  # two threads ran the scans
     one_by_one = [serial.detect(image) for image in images]

@@ -124,9 +124,7 @@ def detect_turned(detector, bgr, rotations, merge_iou: float, as_is: bool = Fals
     turns = [(int(degrees), int(degrees) // 90 % 4) for degrees in rotations or []]
     turns = [(degrees, k) for degrees, k in turns if k]
     # one call: a detector with `parallel` > 1 scans the turns at once
-    images = [bgr] + [np.rot90(bgr, k) for _, k in turns]
-    # (an ensemble has no view, and its detect_many no as_is)
-    upright, *turned = detector.detect_many(images, as_is=True) if as_is else detector.detect_many(images)
+    upright, *turned = detector.detect_many([bgr] + [np.rot90(bgr, k) for _, k in turns], as_is=as_is)
     found = {detector.name: upright}
     for (degrees, k), faces in zip(turns, turned):
         found[f"{detector.name}@{degrees}"] = [rotate_detection(d, k, width, height) for d in faces]

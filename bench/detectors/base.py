@@ -100,29 +100,23 @@ class Detector(Component, abc.ABC):
         if not todo:
             return found
         self.prepare()  # before any thread starts: weights load once
-        run = self._detect_as_is_sorted if as_is else self._detect_sorted
         if int(self.parallel) > 1:
-            fresh = self._detect_in_threads([images[i] for i in todo], run)
+            fresh = self._detect_in_threads([images[i] for i in todo], as_is)
         else:
-            fresh = [run(images[i]) for i in todo]
+            fresh = [self._detect_sorted(images[i], as_is) for i in todo]
         for i, faces in zip(todo, fresh):
             found[i] = self.memo.put(keys[i], faces) if self.memo is not None else faces
         return found
 
-    def _detect_in_threads(self, images: list[np.ndarray], run) -> list[list[Detection]]:
-        """run(image) (_detect_sorted or _detect_as_is_sorted) of each image on the process's
-        pool of `parallel` threads (threads that live on, so what a detector keeps per thread
-        is built once; bench.benchmarks.probes times this wait as model calls: its probes time
-        the main thread only)."""
-        return list(thread_pool(int(self.parallel)).map(run, images))
+    def _detect_in_threads(self, images: list[np.ndarray], as_is: bool = False) -> list[list[Detection]]:
+        """_detect_sorted of each image on the process's pool of `parallel` threads (threads
+        that live on, so what a detector keeps per thread is built once; bench.benchmarks.probes
+        times this wait as model calls: its probes time the main thread only)."""
+        return list(thread_pool(int(self.parallel)).map(lambda bgr: self._detect_sorted(bgr, as_is), images))
 
-    def _detect_sorted(self, bgr: np.ndarray) -> list[Detection]:
+    def _detect_sorted(self, bgr: np.ndarray, as_is: bool = False) -> list[Detection]:
         self.prepare()
-        return in_reading_order(self._detect(bgr))
-
-    def _detect_as_is_sorted(self, bgr: np.ndarray) -> list[Detection]:
-        self.prepare()
-        return in_reading_order(self._detect_as_is(bgr))
+        return in_reading_order(self._detect_as_is(bgr) if as_is else self._detect(bgr))
 
 
 # size -> this process's pool of detection threads (thread_pool); a forked child starts without

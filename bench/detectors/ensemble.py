@@ -132,9 +132,16 @@ class EnsembleDetector(Detector):
     def _detect(self, bgr: np.ndarray) -> list[Detection]:
         return self.detect_many([bgr])[0]
 
-    def detect_many(self, images) -> list[list[Detection]]:
+    def detect_many(self, images, as_is: bool = False) -> list[list[Detection]]:
         """Each member runs on all `images` (its memo and its own `parallel`), then the faces
-        of each image are merged; the same answers as detect() one image at a time."""
+        of each image are merged; the same answers as detect() one image at a time.
+
+        Raises:
+            NotImplementedError: `as_is` (an ensemble has no view(): its members see a photo
+                each at its own scale; bench.detectors.changed.scan_changed runs them apart).
+        """
+        if as_is:
+            raise NotImplementedError("an ensemble has no view to scan windows of: scan its members")
         self.prepare()
         per_member = {name: m.detect_many(images) for name, m in self._ready.items()}
         merged = [merge_detections({name: found[i] for name, found in per_member.items()}, self.merge_iou)

@@ -26,7 +26,7 @@ class ScrfdDetector(Detector):
         path = first_existing("SCRFD", self.model_paths)
         self._model = self._session(path, static_shape_sessions=True)
         self._windows = None  # the model for windows of view(), made on first use
-        self._windows_lock = threading.Lock()  # by one thread
+        self._windows_lock = threading.Lock()  # made by one thread where several ask at once
 
     def _session(self, path, static_shape_sessions: bool):
         """insightface's SCRFD for `path`, on the CPU without a memory arena (it would keep a
